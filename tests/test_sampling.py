@@ -1,0 +1,45 @@
+"""Sampling filters against hand-computed distributions."""
+
+import math
+
+import torch
+
+from tirl.engine.sampling import filtered_logprobs, sample_tokens
+
+
+def _row(vals):
+    return torch.tensor([vals], dtype=torch.float32)
+
+
+def test_temperature_scales_logits():
+    # logits [0, ln 2, ln 4] at T=1 -> probs [1/7, 2/7, 4/7]; at T=2 -> [1, sqrt2, 2]/(3+sqrt2)
+    logits = _row([0.0, math.log(2), math.log(4)])
+    lp = filtered_logprobs(logits, torch.tensor([1.0]), torch.tensor([0]), torch.tensor([1.0]))
+    assert torch.allclose(lp.exp(), torch.tensor([[1 / 7, 2 / 7, 4 / 7]]), atol=1e-6)
+    lp2 = filtered_logprobs(logits, torch.tensor([2.0]), torch.tensor([0]), torch.tensor([1.0]))
+    z = 1 + math.sqrt(2) + 2
+    assert torch.allclose(lp2.exp(), torch.tensor([[1 / z, math.sqrt(2) / z, 2 / z]]), atol=1e-6)
+
+
+def test_top_k_and_top_p():
+    logits = _row([0.0, math.log(2), math.log(4), math.log(1)])  # probs 1/8, 2/8, 4/8, 1/8
+    lp = filtered_logprobs(logits, torch.tensor([1.0]), torch.tensor([2]), torch.tensor([1.0]))
+    assert torch.allclose(lp.exp(), torch.tensor([[0, 1 / 3, 2 / 3, 0]]), atol=1e-6)
+    # top_p 0.7: 4/8 alone is < 0.7, add 2/8 -> 0.75 >= 0.7, stop
+    lp = filtered_logprobs(logits, torch.tensor([1.0]), torch.tensor([0]), torch.tensor([0.7]))
+    assert torch.allclose(lp.exp(), torch.tensor([[0, 1 / 3, 2 / 3, 0]]), atol=1e-6)
+    # top_p 0.5 keeps only the top token (its mass already reaches 0.5)
+    lp = filtered_logprobs(logits, torch.tensor([1.0]), torch.tensor([0]), torch.tensor([0.5]))
+    assert torch.allclose(lp.exp(), torch.tensor([[0, 0, 1.0, 0]]), atol=1e-6)
+
+
+def test_per_row_parameters_and_entropy():
+    logits = torch.tensor([[0.0, 0.0], [0.0, 0.0]])
+    s = sample_tokens(logits, torch.tensor([1.0, 0.0]), torch.tensor([0, 0]), torch.tensor([1.0, 1.0]), torch.Generator().manual_seed(0))
+    assert torch.allclose(s.entropy_B, torch.tensor([math.log(2), math.log(2)]))
+    assert torch.allclose(s.logprob_B, torch.tensor([math.log(0.5), math.log(0.5)]))
+    # a filtered-out token is never sampled and contributes no entropy
+    logits = torch.tensor([[5.0, 0.0, -1.0]])
+    for seed in range(20):
+        s = sample_tokens(logits, torch.tensor([1.0]), torch.tensor([1]), torch.tensor([1.0]), torch.Generator().manual_seed(seed))
+        assert int(s.token_B[0]) == 0 and float(s.entropy_B[0]) == 0.0 and abs(float(s.logprob_B[0])) < 1e-6

@@ -1,0 +1,3 @@
+from tirl.cli.main import app
+
+app()

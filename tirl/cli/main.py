@@ -1,0 +1,24 @@
+"""The ``tirl`` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from tirl.cli.rollout_cmd import rollout_cmd
+from tirl.cli.tool_cmd import tool_app
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="tirl: RL for tool-integrated reasoning agents.")
+app.command("rollout")(rollout_cmd)
+app.add_typer(tool_app, name="tool", help="Try a tool by hand: tirl tool python --code '1+1'.")
+
+
+@app.command("prepare")
+def prepare(model: str = typer.Argument("smollm2-135m-instruct", help="Model alias to convert and cache.")):
+    """Convert and cache a built-in model (done automatically on first use)."""
+    from tirl.models import resolve_model_path
+
+    typer.echo(resolve_model_path(model))
+
+
+if __name__ == "__main__":
+    app()

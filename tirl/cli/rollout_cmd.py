@@ -1,0 +1,97 @@
+"""``tirl rollout``: sample trajectories of a model on a task, score them, write them, summarise."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+console = Console(stderr=True)
+
+
+def build_rewards(protocol):
+    from tirl.rewards.base import RewardSpec
+    from tirl.rewards.format import format_ok, outcome
+    from tirl.rewards.outcome import correctness
+
+    # the optimised reward, then zero-weight metrics (logged, not optimised)
+    return [
+        RewardSpec("outcome", outcome(protocol), 1.0),
+        RewardSpec("correct", correctness, 0.0),
+        RewardSpec("format_ok", format_ok(protocol), 0.0),
+    ]
+
+
+async def _rollout_job(engine, protocol, tasks, cfg, progress: Progress):
+    from tirl.rollout import rollout
+
+    bar = progress.add_task("rollouts", total=len(tasks) * cfg.group_size)
+    try:
+        return await rollout(engine, protocol, tasks, cfg, on_finished=lambda n: progress.advance(bar, n))
+    finally:
+        for t in protocol.tools.values():
+            await t.aclose()
+
+
+def rollout_cmd(
+    model: str = typer.Option("smollm2-135m-instruct", help="Model alias, local directory or hub id."),
+    task: str = typer.Option("arith", help="Task source: arith, champ, or a .jsonl/.parquet file."),
+    n_tasks: int = typer.Option(32, min=1, help="Number of tasks."),
+    group_size: int = typer.Option(4, min=1, help="Samples per task."),
+    out: Path = typer.Option(Path("runs/rollout"), help="Output directory (trajectories.jsonl, summary.json)."),
+    split: str = typer.Option("test", help="Task split: train or test."),
+    difficulty: Optional[int] = typer.Option(None, help="arith difficulty level (1-5); default: the generator's mix."),
+    protocol: str = typer.Option("tag", help="Tool protocol: tag or hermes."),
+    max_tool_calls: int = typer.Option(4, min=0, help="Tool calls allowed per trajectory."),
+    max_response_tokens: int = typer.Option(512, min=1, help="Token budget after the prompt."),
+    temperature: float = typer.Option(1.0, min=0.0, help="Sampling temperature (0 = greedy)."),
+    top_p: float = typer.Option(1.0, help="Nucleus sampling threshold."),
+    max_batch: int = typer.Option(64, min=1, help="Rows decoded together by the engine."),
+    seed: int = typer.Option(0, help="Seed for task selection and sampling."),
+    sandbox_workers: int = typer.Option(2, min=1, help="Python sandbox worker processes."),
+):
+    """Roll out MODEL on N_TASKS tasks x GROUP_SIZE samples with the Python tool; write
+    OUT/trajectories.jsonl and print a summary."""
+    from tirl.engine import HFEngine, HFEngineConfig
+    from tirl.models import load_model
+    from tirl.protocol import make_protocol
+    from tirl.rewards.compose import apply_rewards
+    from tirl.rollout import RolloutConfig, summarize, write_jsonl
+    from tirl.tasks import load_tasks
+    from tirl.tools import PythonSandbox, SandboxConfig
+
+    options = {"difficulty": difficulty} if difficulty is not None else {}
+    tasks = load_tasks(task, n=n_tasks, seed=seed, split=split, **options)
+    console.print(f"[bold]tirl rollout[/] {len(tasks)} tasks from {task!r} x {group_size} samples, model {model!r}")
+    t0 = time.perf_counter()
+    lm = load_model(model)
+    console.print(f"loaded {model} in {time.perf_counter() - t0:.1f} s")
+    sandbox = PythonSandbox(SandboxConfig(workers=sandbox_workers))
+    proto = make_protocol(protocol, [sandbox], lm.tokenizer)
+    engine = HFEngine(lm.model, lm.tokenizer, HFEngineConfig(max_batch=max_batch, seed=seed))
+    cfg = RolloutConfig(group_size=group_size, max_tool_calls=max_tool_calls, max_response_tokens=max_response_tokens, max_turn_tokens=max_response_tokens, temperature=temperature, top_p=top_p)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    t0 = time.perf_counter()
+    with Progress(*columns, console=console, transient=False) as progress:
+        groups = asyncio.run(_rollout_job(engine, proto, tasks, cfg, progress))
+    wall = time.perf_counter() - t0
+    apply_rewards(list(zip(tasks, groups)), build_rewards(proto))
+    out.mkdir(parents=True, exist_ok=True)
+    write_jsonl(out / "trajectories.jsonl", (t for g in groups for t in g))
+    summary = summarize(groups, wall)
+    (out / "summary.json").write_text(json.dumps({"model": model, "task": task, "rollout": asdict(cfg), **asdict(summary)}, indent=2))
+    table = Table(title=f"rollout summary: {model} on {task}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in summary.rows():
+        table.add_row(k, v)
+    Console().print(table)
+    console.print(f"wrote {out / 'trajectories.jsonl'} and {out / 'summary.json'}")

@@ -1,0 +1,25 @@
+"""The one function that decides which tokens are trained (DESIGN.md invariant 1).
+
+Tool-output tokens (the ``<result>`` wrapper included) stay in the context and out of the
+loss; prompt tokens are never trained; EXPERT tokens are off-policy and never take the
+on-policy loss (recipes that learn from them use their own term). The model's own stop tag
+is part of its POLICY segment, so it stays trainable (ALGORITHMS.md §1, "Masks").
+"""
+
+from __future__ import annotations
+
+from tirl.types import Origin, StopReason, Trajectory
+
+
+def loss_mask(traj: Trajectory, mask_truncated: bool = False) -> list[int]:
+    """1 for each trainable token of ``traj.token_ids`` (aligned with it), else 0.
+
+    ``mask_truncated`` zeroes a trajectory cut by the token budget (DAPO-style overlong masking).
+    A trajectory stopped by an infrastructure error is never trained.
+    """
+    if traj.stop_reason is StopReason.ERROR or (mask_truncated and traj.stop_reason is StopReason.LENGTH):
+        return [0] * len(traj.token_ids)
+    mask = [0] * len(traj.prompt_token_ids)
+    for seg in traj.segments:
+        mask.extend([1 if seg.origin is Origin.POLICY else 0] * len(seg.token_ids))
+    return mask
