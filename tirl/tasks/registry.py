@@ -1,0 +1,65 @@
+"""One entry point for every task source: ``load_tasks(name, n, seed, split, **options)``.
+
+``name`` is a registered source ("arith", "champ") or a path to a ``.jsonl``/``.parquet`` file.
+
+- "arith": generated; ``n`` is required. Options: ``difficulty`` (a level 1..5 or a list of
+  levels, default all), ``start`` (index of the first problem). Splits "train", "val", "test"
+  never share a problem (see ``tirl.tasks.arith``).
+- "champ": the 270 CHAMP problems; splits "train" (~80%), "test" (~20%) or "all".
+- a file: options are those of ``tirl.tasks.files`` (``id_field``, ``prompt_field``,
+  ``answer_field``, ``meta_fields``, ``verifier``, ``skip_bad``). A file is one split: ``split``
+  is not used to filter it.
+
+For the loaded sources, ``n`` (when smaller than the source) picks a ``seed``-determined subset
+in source order; ``n=None`` takes everything.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any, Callable
+
+from tirl.tasks.arith import generate_arith
+from tirl.tasks.champ import load_champ
+from tirl.tasks.files import LOADERS, load_file
+from tirl.types import Task
+
+
+def _subset(tasks: list[Task], n: int | None, seed: int) -> list[Task]:
+    if n is None or n >= len(tasks):
+        return tasks
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    keep = sorted(random.Random(f"subset|{seed}").sample(range(len(tasks)), n))
+    return [tasks[i] for i in keep]
+
+
+def _arith(n: int | None, seed: int, split: str, **options: Any) -> list[Task]:
+    if n is None:
+        raise ValueError("'arith' generates problems without end: pass n")
+    unknown = set(options) - {"difficulty", "start"}
+    if unknown:
+        raise TypeError(f"unknown option(s) for 'arith': {', '.join(sorted(unknown))} (known: difficulty, start)")
+    return generate_arith(n, seed, split=split, **options)
+
+
+def _champ(n: int | None, seed: int, split: str, **options: Any) -> list[Task]:
+    if options:
+        raise TypeError(f"'champ' takes no options, got {', '.join(sorted(options))}")
+    return _subset(load_champ(split), n, seed)
+
+
+SOURCES: dict[str, Callable[..., list[Task]]] = {"arith": _arith, "champ": _champ}
+
+
+def load_tasks(name: str, n: int | None = None, seed: int = 0, split: str = "train", **options: Any) -> list[Task]:
+    """Tasks from a named source or a task file."""
+    if name in SOURCES:
+        return SOURCES[name](n, seed, split, **options)
+    if Path(name).suffix.lower() in LOADERS:
+        return _subset(load_file(name, **options), n, seed)
+    raise ValueError(
+        f"unknown task source {name!r}; choose one of {', '.join(sorted(SOURCES))}, "
+        f"or a path to a {' or '.join(LOADERS)} file"
+    )
