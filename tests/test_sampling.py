@@ -43,3 +43,13 @@ def test_per_row_parameters_and_entropy():
     for seed in range(20):
         s = sample_tokens(logits, torch.tensor([1.0]), torch.tensor([1]), torch.tensor([1.0]), torch.Generator().manual_seed(seed))
         assert int(s.token_B[0]) == 0 and float(s.entropy_B[0]) == 0.0 and abs(float(s.logprob_B[0])) < 1e-6
+
+
+def test_sampled_frequencies_follow_the_distribution():
+    # 20,000 draws from [0.1, 0.2, 0.7]: each frequency within 4 standard errors
+    n = 20_000
+    logits = torch.log(torch.tensor([[0.1, 0.2, 0.7]])).expand(n, 3)
+    s = sample_tokens(logits, torch.ones(n), torch.zeros(n, dtype=torch.long), torch.ones(n), torch.Generator().manual_seed(1))
+    freq = torch.bincount(s.token_B, minlength=3).float() / n
+    p = torch.tensor([0.1, 0.2, 0.7])
+    assert ((freq - p).abs() < 4 * (p * (1 - p) / n).sqrt()).all(), freq

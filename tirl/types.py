@@ -167,3 +167,23 @@ class Script:
     steps: list[ScriptStep]
     final_thought: str
     answer: str
+
+
+@dataclass
+class TrainRow:
+    """One training sequence and its aligned per-token arrays: the only thing the loss sees.
+    Every recipe is expressed by filling these arrays (DESIGN.md, "The core types")."""
+
+    input_ids: list[int]
+    loss_mask: list[float]  # 1 = trained by the policy loss
+    advantage: list[float]
+    old_logprob: list[float]  # behaviour log-probs where known (0 elsewhere); the trainer may recompute
+    clip_low: list[float]  # eps_low per token
+    clip_high: list[float]  # eps_high per token
+    offpolicy: list[float]  # 1 = expert token (off-policy term, never the PPO ratio)
+    detach: list[float]  # 1 = shared-prefix token whose gradient is cut
+    task_id: str = ""
+    sample: int = 0
+
+    def __len__(self) -> int:
+        return len(self.input_ids)

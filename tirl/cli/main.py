@@ -6,9 +6,13 @@ import typer
 
 from tirl.cli.rollout_cmd import rollout_cmd
 from tirl.cli.tool_cmd import tool_app
+from tirl.cli.train_cmd import eval_cmd, sft_cmd, train_cmd
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="tirl: RL for tool-integrated reasoning agents.")
 app.command("rollout")(rollout_cmd)
+app.command("train")(train_cmd)
+app.command("sft")(sft_cmd)
+app.command("eval")(eval_cmd)
 app.add_typer(tool_app, name="tool", help="Try a tool by hand: tirl tool python --code '1+1'.")
 
 

@@ -17,19 +17,6 @@ from rich.table import Table
 console = Console(stderr=True)
 
 
-def build_rewards(protocol):
-    from tirl.rewards.base import RewardSpec
-    from tirl.rewards.format import format_ok, outcome
-    from tirl.rewards.outcome import correctness
-
-    # the optimised reward, then zero-weight metrics (logged, not optimised)
-    return [
-        RewardSpec("outcome", outcome(protocol), 1.0),
-        RewardSpec("correct", correctness, 0.0),
-        RewardSpec("format_ok", format_ok(protocol), 0.0),
-    ]
-
-
 async def _rollout_job(engine, protocol, tasks, cfg, progress: Progress):
     from tirl.rollout import rollout
 
@@ -64,6 +51,7 @@ def rollout_cmd(
     from tirl.models import load_model
     from tirl.protocol import make_protocol
     from tirl.rewards.compose import apply_rewards
+    from tirl.rewards.presets import default_rewards
     from tirl.rollout import RolloutConfig, summarize, write_jsonl
     from tirl.tasks import load_tasks
     from tirl.tools import PythonSandbox, SandboxConfig
@@ -83,7 +71,7 @@ def rollout_cmd(
     with Progress(*columns, console=console, transient=False) as progress:
         groups = asyncio.run(_rollout_job(engine, proto, tasks, cfg, progress))
     wall = time.perf_counter() - t0
-    apply_rewards(list(zip(tasks, groups)), build_rewards(proto))
+    apply_rewards(list(zip(tasks, groups)), default_rewards(proto))
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "trajectories.jsonl", (t for g in groups for t in g))
     summary = summarize(groups, wall)

@@ -55,7 +55,10 @@ def sample_tokens(
 ) -> Sampled:
     logp_BV = filtered_logprobs(logits_BV, temperature_B, top_k_B, top_p_B)
     probs_BV = logp_BV.exp()
-    sampled_B = torch.multinomial(probs_BV, 1, generator=generator).squeeze(-1)
+    # exponential race: argmax p_i / E_i with E_i ~ Exp(1) draws i with probability p_i, and is
+    # much faster than torch.multinomial on CPU (the same trick vLLM's sampler uses)
+    race_BV = torch.empty_like(probs_BV).exponential_(generator=generator)
+    sampled_B = (probs_BV / race_BV).argmax(dim=-1)
     greedy_B = logp_BV.argmax(dim=-1)
     token_B = torch.where(temperature_B > 0, sampled_B, greedy_B)
     logprob_B = logp_BV.gather(-1, token_B[:, None]).squeeze(-1)

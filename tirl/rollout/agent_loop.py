@@ -34,6 +34,10 @@ class RolloutConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int = 0
+    void_turn_filter: bool = False
+    """SimpleTIR (Xue et al. 2025): a turn that ends (EOS) with neither a tool call nor an
+    answer is a void turn; it stops the trajectory (stop reason void_turn), whose loss mask is
+    then zero. It still counts in group statistics."""
 
 
 @dataclass
@@ -105,7 +109,10 @@ async def rollout(
                     st.traj.steps.append(Step(action_segment=action))
                     st.traj.answer = parsed.answer
                     closed = c.finish_reason is FinishReason.STOP_STRING or protocol.final_turn_ends_with_eos
-                    _finish(st, StopReason.ANSWER if closed and parsed.answer is not None else StopReason.EOS)
+                    if closed and parsed.answer is not None:
+                        _finish(st, StopReason.ANSWER)
+                    else:
+                        _finish(st, StopReason.VOID_TURN if cfg.void_turn_filter and parsed.answer is None else StopReason.EOS)
                 else:
                     st.traj.steps.append(Step(action_segment=action))
                     _finish(st, StopReason.LENGTH)

@@ -11,15 +11,23 @@ from __future__ import annotations
 from tirl.types import Origin, StopReason, Trajectory
 
 
-def loss_mask(traj: Trajectory, mask_truncated: bool = False) -> list[int]:
+RL_ORIGINS = frozenset({Origin.POLICY})
+SFT_ORIGINS = frozenset({Origin.POLICY, Origin.EXPERT})
+"""Supervised fine-tuning imitates the model's and the expert's own text, never tool output."""
+
+
+def loss_mask(traj: Trajectory, mask_truncated: bool = False, origins: frozenset[Origin] = RL_ORIGINS) -> list[int]:
     """1 for each trainable token of ``traj.token_ids`` (aligned with it), else 0.
 
+    ``origins`` are the segment origins that are trained (POLICY for RL, POLICY and EXPERT for
+    SFT); TOOL and PROMPT tokens are never trained whatever is passed.
     ``mask_truncated`` zeroes a trajectory cut by the token budget (DAPO-style overlong masking).
-    A trajectory stopped by an infrastructure error is never trained.
+    A trajectory stopped by an infrastructure error or by the void-turn filter is never trained.
     """
-    if traj.stop_reason is StopReason.ERROR or (mask_truncated and traj.stop_reason is StopReason.LENGTH):
+    if traj.stop_reason in (StopReason.ERROR, StopReason.VOID_TURN) or (mask_truncated and traj.stop_reason is StopReason.LENGTH):
         return [0] * len(traj.token_ids)
+    trained = origins - {Origin.TOOL, Origin.PROMPT}
     mask = [0] * len(traj.prompt_token_ids)
     for seg in traj.segments:
-        mask.extend([1 if seg.origin is Origin.POLICY else 0] * len(seg.token_ids))
+        mask.extend([1 if seg.origin in trained else 0] * len(seg.token_ids))
     return mask

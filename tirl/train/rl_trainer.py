@@ -1,0 +1,250 @@
+"""RLTrainer: sample → score → advantage → rows → update → log → checkpoint.
+
+The step reads top to bottom in ``train_step``; every piece it calls lives in its own module
+(rollout, rewards, algo, rows, update). Recipes differ only in config (and, for tree recipes,
+in the rollout strategy that fills the rows' arrays).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections import Counter
+from dataclasses import asdict
+from typing import Callable
+
+import numpy as np
+import torch
+
+from tirl.algo import ADVANTAGES, AdvantageConfig, nonzero_variance_groups
+from tirl.config import Config, save_config
+from tirl.eval.runner import EvalReport, evaluate_async
+from tirl.rewards.compose import apply_rewards
+from tirl.rollout import rollout
+from tirl.train import components as C
+from tirl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from tirl.train.data import TaskStream
+from tirl.train.plots import plot_metrics
+from tirl.train.policy import Policy, make_optimizer, make_scheduler
+from tirl.train.resolve import export_final_model
+from tirl.train.rows import build_rows
+from tirl.train.sft import file_trajectories, reference_trajectories, run_sft
+from tirl.train.run_log import RunLog
+from tirl.train.update import policy_update
+from tirl.types import StopReason, Task, Trajectory
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class RLTrainer:
+    def __init__(self, cfg: Config, resume: bool = False, model_name: str | None = None):
+        self.cfg = cfg
+        self.run_dir = cfg.run_dir
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, self.run_dir / "config.yaml")
+        seed_everything(cfg.train.seed)
+        self.loop = asyncio.new_event_loop()
+        self.policy = Policy(cfg, model_name)
+        self.tokenizer = self.policy.tokenizer
+        self.rt = C.build_runtime(cfg, self.policy.generation_model(), self.tokenizer, seed=cfg.train.seed)
+        self.rewards = C.rewards(cfg, self.rt.protocol)
+        self.stream = TaskStream(C.tasks(cfg, "train", cfg.task.n_train), seed=cfg.train.seed)
+        self.eval_tasks = C.tasks(cfg, cfg.task.eval_split, cfg.task.n_eval)
+        o = cfg.optim
+        self.optimizer = make_optimizer(self.policy.trainable_parameters(), o.lr, o.weight_decay, o.betas)
+        self.scheduler = make_scheduler(self.optimizer, o.schedule, o.warmup_steps, cfg.train.steps)
+        self.log = RunLog(self.run_dir)
+        self.step = 0
+        self.totals = Counter()  # cost accounting across the run (rollouts, tokens trained, wall time)
+        if resume:
+            self._resume()
+
+    # -- one RL step ------------------------------------------------------------------------
+    def sample_batch(self) -> tuple[list[Task], list[list[Trajectory]], dict]:
+        """Roll out tasks_per_step tasks; with dynamic sampling keep only groups whose rewards
+        differ, sampling further tasks (at most max_resample_rounds more rounds) to fill the batch."""
+        cfg, want = self.cfg, self.cfg.train.tasks_per_step
+        kept_tasks: list[Task] = []
+        kept: list[list[Trajectory]] = []
+        stats = Counter()
+        rounds = 0
+        while len(kept) < want:
+            tasks = self.stream.take(want - len(kept) if cfg.algo.dynamic_sampling else want)
+            groups = self.loop.run_until_complete(rollout(self.rt.engine, self.rt.protocol, tasks, C.rollout_config(cfg)))
+            apply_rewards(list(zip(tasks, groups)), self.rewards)
+            stats["rollouts"] += sum(len(g) for g in groups)
+            for task, group in zip(tasks, groups):
+                live = [t for t in group if t.stop_reason is not StopReason.ERROR]
+                stats["infra_dropped"] += len(group) - len(live)
+                if len(live) < 2:
+                    stats["groups_too_small"] += 1
+                    continue
+                if cfg.algo.dynamic_sampling:
+                    r = torch.tensor([t.reward for t in live])
+                    if not bool(nonzero_variance_groups(r, torch.zeros(len(live), dtype=torch.long)).any()):
+                        stats["groups_zero_variance"] += 1
+                        continue
+                kept_tasks.append(task)
+                kept.append(live)
+            if not cfg.algo.dynamic_sampling or rounds >= cfg.algo.max_resample_rounds:
+                break
+            rounds += 1
+        stats["resample_rounds"] = rounds
+        return kept_tasks[:want], kept[:want], dict(stats)
+
+    def train_step(self) -> dict:
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        self.policy.model.eval()
+        gen0 = self.rt.engine.tokens_generated
+        tasks, groups, sstats = self.sample_batch()
+        t_roll = time.perf_counter() - t0
+        trajs = [t for g in groups for t in g]
+        metrics: dict = {f"rollout/{k}": float(v) for k, v in sstats.items()}
+        metrics.update(self._rollout_metrics(trajs, t_roll, self.rt.engine.tokens_generated - gen0))
+        stats = None
+        if trajs:
+            reward_B = torch.tensor([t.reward for t in trajs])
+            group_B = torch.tensor([gi for gi, g in enumerate(groups) for _ in g])
+            adv_B = ADVANTAGES[cfg.algo.advantage](reward_B, group_B, AdvantageConfig(cfg.algo.adv_eps, cfg.algo.std_normalize))
+            rows = build_rows(trajs, adv_B, cfg.algo.clip_low, cfg.algo.clip_high, cfg.rollout.mask_truncated)
+            t1 = time.perf_counter()
+            self.policy.model.train()
+            norm = cfg.algo.norm_constant or float(cfg.rollout.max_response_tokens)
+            stats = policy_update(self.policy, self.optimizer, rows, cfg.algo, cfg.optim, self.tokenizer.pad_token_id, norm)
+            metrics.update({
+                "adv/mean": float(adv_B.mean()), "adv/std": float(adv_B.std()) if len(adv_B) > 1 else 0.0,
+                "adv/zero_frac": float((adv_B.abs() < 1e-8).float().mean()),
+                "loss/total": stats.loss, "loss/pg": stats.pg_loss, "loss/kl": stats.kl,
+                "policy/clip_frac": stats.clip_frac, "policy/entropy": stats.entropy, "policy/grad_norm": stats.grad_norm,
+                "policy/logp_gap_engine": stats.logp_gap_engine, "policy/ratio_max": stats.ratio_max,
+                "train/tokens": float(stats.n_tokens), "train/rows": float(stats.n_rows), "time/update_s": time.perf_counter() - t1,
+            })
+            self.totals["train_tokens"] += stats.n_tokens
+        metrics["lr"] = self.scheduler.get_last_lr()[0]
+        self.scheduler.step()
+        self.step += 1
+        self.totals["rollouts"] += int(sstats.get("rollouts", 0))
+        metrics["time/rollout_s"] = t_roll
+        metrics["time/step_s"] = time.perf_counter() - t0
+        self.totals["wall_s"] += metrics["time/step_s"]
+        metrics.update({f"total/{k}": float(v) for k, v in self.totals.items()})
+        if cfg.train.save_trajectories:
+            self.log.trajectories(self.step, trajs)
+        return metrics
+
+    @staticmethod
+    def _rollout_metrics(trajs: list[Trajectory], wall: float, generated: int) -> dict:
+        if not trajs:
+            return {"rollout/n": 0.0}
+        n = len(trajs)
+        calls = [s for t in trajs for s in t.steps if s.call is not None]
+        m = {
+            "rollout/n": float(n),
+            "reward/mean": sum(t.reward for t in trajs) / n,
+            "reward/std": float(np.std([t.reward for t in trajs])),
+            "reward/accuracy": sum(t.rewards.get("correct", 0.0) for t in trajs) / n,
+            "reward/format_ok": sum(t.rewards.get("format_ok", 0.0) for t in trajs) / n,
+            "rollout/tool_calls": len(calls) / n,
+            "rollout/tool_use_rate": sum(1 for t in trajs if t.n_tool_calls) / n,
+            "rollout/tool_success": sum(1 for s in calls if s.observation and s.observation.ok) / max(len(calls), 1),
+            "rollout/policy_tokens": sum(t.n_policy_tokens for t in trajs) / n,
+            "rollout/tokens_per_s": generated / wall if wall > 0 else 0.0,
+        }
+        for reason, k in Counter(t.stop_reason.value for t in trajs if t.stop_reason).items():
+            m[f"stop/{reason}"] = k / n
+        return m
+
+    # -- evaluation, checkpoints, the loop --------------------------------------------------
+    def evaluate(self, tag: str) -> EvalReport:
+        cfg = self.cfg
+        self.policy.model.eval()
+        ks = [k for k in (1, 4, 8) if k <= cfg.train.eval_samples]
+        rcfg = C.rollout_config(cfg, temperature=cfg.train.eval_temperature)
+        # evaluation draws from its own generator so that adding an eval never changes training samples
+        saved = self.rt.engine.generator.get_state()
+        self.rt.engine.generator.manual_seed(10_000 + self.step)
+        try:
+            report = self.loop.run_until_complete(evaluate_async(self.rt.engine, self.rt.protocol, self.eval_tasks, cfg.train.eval_samples, rcfg, ks, self.rewards))
+        finally:
+            self.rt.engine.generator.set_state(saved)
+        self.log.trajectories(self.step, [t for g in report.groups for t in g], kind=f"eval_{tag}")
+        return report
+
+    def save(self) -> None:
+        state = {"step": self.step, "stream": self.stream.state_dict(), "totals": dict(self.totals)}
+        save_checkpoint(
+            self.run_dir, self.step, model=self.policy.model, optimizer=self.optimizer, scheduler=self.scheduler,
+            trainer_state=state, rng_extra={"engine": self.rt.engine.generator}, keep_last=self.cfg.train.keep_last,
+        )
+
+    def _resume(self) -> None:
+        ckpt = latest_checkpoint(self.run_dir)
+        if ckpt is None:
+            raise FileNotFoundError(f"nothing to resume: {self.run_dir} has no complete checkpoint")
+        state = load_checkpoint(ckpt, model=self.policy.model, optimizer=self.optimizer, scheduler=self.scheduler, rng_extra={"engine": self.rt.engine.generator})
+        self.step = int(state["step"])
+        self.stream.load_state_dict(state["stream"])
+        self.totals = Counter(state.get("totals", {}))
+        self.log.truncate_after(self.step)
+
+    def warmup_sft(self, on_step: Callable | None = None) -> list:
+        """SFT on the configured source before RL (the SFT-then-RL baseline's first stage)."""
+        s = self.cfg.sft
+        if s.source == "arith-reference":
+            tasks = C.tasks(self.cfg, "train", s.n_examples)
+            trajs = self.loop.run_until_complete(reference_trajectories(tasks, self.rt.protocol, self.tokenizer))
+        else:
+            trajs = file_trajectories(s.source, s.all_trajectories)[: s.n_examples]
+        self.totals["expert_samples"] += len(trajs)
+        t0 = time.perf_counter()
+        history = run_sft(self.policy.model, trajs, s, self.tokenizer.pad_token_id, self.cfg.optim.micro_batch_size, self.cfg.optim.bf16, self.cfg.train.seed, on_step)
+        self.totals["sft_tokens"] += sum(h.tokens for h in history)
+        self.totals["wall_s"] += time.perf_counter() - t0
+        with open(self.run_dir / "sft_metrics.jsonl", "w") as f:
+            for h in history:
+                f.write(json.dumps(asdict(h)) + "\n")
+        return history
+
+    def train(self, on_step: Callable[[int, dict], None] | None = None, evaluate: bool = True, on_sft_step: Callable | None = None) -> dict:
+        cfg = self.cfg.train
+        results: dict = {}
+        try:
+            if self.step == 0:
+                first: dict = {}
+                if evaluate:
+                    results["before"] = self.evaluate("before")
+                    first.update({f"eval/{k}": v for k, v in results["before"].scalars().items()})
+                if cfg.sft_first:
+                    results["sft"] = self.warmup_sft(on_sft_step)
+                    if evaluate:
+                        results["after_sft"] = self.evaluate("after_sft")
+                        first.update({f"eval_sft/{k}": v for k, v in results["after_sft"].scalars().items()})
+                if first:
+                    self.log.log(0, first)
+            while self.step < cfg.steps:
+                metrics = self.train_step()
+                if evaluate and cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
+                    metrics.update({f"eval/{k}": v for k, v in self.evaluate(f"step{self.step}").scalars().items()})
+                if self.step == cfg.steps and evaluate:
+                    after = self.evaluate("after")
+                    results["after"] = after
+                    metrics.update({f"eval/{k}": v for k, v in after.scalars().items()})
+                self.log.log(self.step, metrics)
+                if on_step is not None:
+                    on_step(self.step, metrics)
+                if cfg.checkpoint_every and (self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps):
+                    self.save()
+            if self.step == cfg.steps:
+                results["final_model"] = export_final_model(self.policy, self.tokenizer, self.run_dir)
+            results["plot"] = plot_metrics(self.log.read(), self.run_dir / "plots" / "curves.png", title=self.cfg.run.name)
+        finally:
+            self.log.close()
+            self.loop.run_until_complete(self.rt.aclose())
+        return results

@@ -1,0 +1,103 @@
+"""Supervised fine-tuning on trajectories, with the same masks as RL (tool output never trained).
+
+Sources: the ``arith`` reference solver (its scripted solutions executed for real in the
+sandbox, so the observations are genuine) or a rollout JSONL (correct trajectories only by
+default). This is the warm-up of the SFT-then-RL baseline and of later recipes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from tirl.config import SFTConfig
+from tirl.protocol.base import Protocol
+from tirl.rollout import read_jsonl, script_trajectory
+from tirl.rollout.masks import SFT_ORIGINS, loss_mask
+from tirl.tasks.arith import reference_solution
+from tirl.train.logprobs import token_logprobs
+from tirl.train.rows import collate
+from tirl.types import StopReason, Task, TrainRow, Trajectory
+
+
+async def reference_trajectories(tasks: list[Task], protocol: Protocol, tokenizer, concurrency: int = 8) -> list[Trajectory]:
+    """Execute the reference solver's script of every task; drop (and count) any whose
+    execution failed, so a broken sandbox never becomes training data."""
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(task: Task) -> Trajectory:
+        async with sem:
+            return await script_trajectory(task, reference_solution(task), protocol, tokenizer)
+
+    trajs = await asyncio.gather(*(one(t) for t in tasks))
+    return [t for t in trajs if t.stop_reason is StopReason.ANSWER and all(s.observation.ok for s in t.steps if s.call)]
+
+
+def file_trajectories(path: str, all_trajectories: bool = False) -> list[Trajectory]:
+    trajs = list(read_jsonl(path))
+    if all_trajectories:
+        return trajs
+    return [t for t in trajs if t.rewards.get("correct", 0.0) >= 1.0 and t.stop_reason is not StopReason.ERROR]
+
+
+def sft_row(traj: Trajectory) -> TrainRow:
+    ids = traj.token_ids
+    mask = [float(m) for m in loss_mask(traj, origins=SFT_ORIGINS)]
+    zeros = [0.0] * len(ids)
+    return TrainRow(ids, mask, zeros, zeros, zeros, zeros, zeros, zeros, traj.task_id, traj.sample)
+
+
+@dataclass
+class SFTStats:
+    step: int
+    loss: float
+    tokens: int
+    lr: float
+    seconds: float
+
+
+def run_sft(model, trajs: list[Trajectory], cfg: SFTConfig, pad_id: int, micro_batch_size: int = 4, bf16: bool = True, seed: int = 0, on_step: Callable[[SFTStats], None] | None = None) -> list[SFTStats]:
+    """Token-mean NLL over the masked tokens of each batch; AdamW with linear decay."""
+    if not trajs:
+        raise ValueError("no SFT trajectories (check the source and its filters)")
+    rows = [sft_row(t) for t in trajs]
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    steps_per_epoch = (len(rows) + cfg.batch_size - 1) // cfg.batch_size
+    total = steps_per_epoch * cfg.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / max(total, 1))
+    rng = random.Random(seed)
+    model.train()
+    history: list[SFTStats] = []
+    step = 0
+    for _ in range(cfg.epochs):
+        order = list(range(len(rows)))
+        rng.shuffle(order)
+        for i in range(0, len(order), cfg.batch_size):
+            t0 = time.perf_counter()
+            batch = [rows[j] for j in order[i : i + cfg.batch_size]]
+            n_tokens = sum(sum(r.loss_mask) for r in batch)
+            opt.zero_grad(set_to_none=True)
+            total_loss = 0.0
+            for k in range(0, len(batch), micro_batch_size):
+                b = collate(batch[k : k + micro_batch_size], pad_id)
+                logp, _ = token_logprobs(model, b["ids_BT"], b["attn_BT"], bf16=bf16)
+                loss = -(logp * b["mask_BT"]).sum() / max(n_tokens, 1.0)
+                loss.backward()
+                total_loss += float(loss)
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            lr = sched.get_last_lr()[0]
+            sched.step()
+            step += 1
+            st = SFTStats(step, total_loss, int(n_tokens), lr, time.perf_counter() - t0)
+            history.append(st)
+            if on_step is not None:
+                on_step(st)
+    model.eval()
+    return history

@@ -1,0 +1,101 @@
+"""One optimiser step on a batch of TrainRows: micro-batched forward/backward with gradients
+accumulated over the whole batch (aggregation uses the batch's global token and sequence
+counts, so the result does not depend on the micro-batch size), gradient clipping, AdamW step.
+
+Old log-probs: with one pass per batch (``ppo_epochs=1``) the trainer's own forward pass *is*
+the recomputation — its detached log-probs are the old log-probs, so the ratio starts at 1 —
+and no second forward is spent. With several passes they are recomputed once, without
+gradient, before the first pass. Either way the gap to the engine's sampling log-probs is
+logged (it catches stale weights and sampler/trainer mismatch; it is not zero under bf16 and
+is large by design when sampling at a temperature other than 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from tirl.algo import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES, BatchCounts, LossConfig, LossInput
+from tirl.config import AlgoConfig, OptimConfig
+from tirl.train.logprobs import token_logprobs
+from tirl.train.rows import collate
+from tirl.types import TrainRow
+
+
+@dataclass
+class UpdateStats:
+    loss: float = 0.0
+    pg_loss: float = 0.0
+    kl: float = 0.0
+    clip_frac: float = 0.0
+    entropy: float = 0.0
+    grad_norm: float = 0.0
+    logp_gap_engine: float = 0.0
+    """Mean |trainer log-prob - engine sampling log-prob| over trained tokens."""
+    ratio_max: float = 1.0
+    n_tokens: int = 0
+    n_rows: int = 0
+
+
+def _chunks(rows: Sequence[TrainRow], n: int):
+    for i in range(0, len(rows), n):
+        yield rows[i : i + n]
+
+
+def policy_update(policy, optimizer: torch.optim.Optimizer, rows: Sequence[TrainRow], algo: AlgoConfig, optim: OptimConfig, pad_id: int, norm_constant: float) -> UpdateStats:
+    st = UpdateStats(n_rows=len(rows))
+    model = policy.model
+    # on-policy tokens only: expert tokens never take the PPO ratio, detached tokens take no gradient
+    def train_mask(b):
+        return b["mask_BT"] * (1 - b["offpolicy_BT"]) * (1 - b["detach_BT"])
+
+    batches = [collate(mb, pad_id) for mb in _chunks(rows, optim.micro_batch_size)]
+    masks = [train_mask(b) for b in batches]
+    counts = BatchCounts(n_tokens=float(sum(m.sum() for m in masks)), n_seqs=float(sum((m.sum(-1) > 0).sum() for m in masks)), norm_constant=norm_constant)
+    st.n_tokens = int(counts.n_tokens)
+    if counts.n_tokens == 0:
+        return st
+    engine_logp = [b["old_logp_BT"].clone() for b in batches]
+    if algo.ppo_epochs > 1:
+        with torch.no_grad():
+            for b in batches:
+                b["old_logp_BT"], _ = token_logprobs(model, b["ids_BT"], b["attn_BT"], bf16=optim.bf16)
+    ref_logps = []
+    if algo.kl_coef > 0:
+        with torch.no_grad(), policy.reference() as ref:
+            ref_logps = [token_logprobs(ref, b["ids_BT"], b["attn_BT"], bf16=optim.bf16)[0] for b in batches]
+    loss_fn, agg = POLICY_LOSSES[algo.loss], AGGREGATIONS[algo.aggregation]
+    params = policy.trainable_parameters()
+    for epoch in range(algo.ppo_epochs):
+        optimizer.zero_grad(set_to_none=True)
+        tot = {"loss": 0.0, "pg": 0.0, "kl": 0.0, "clip": 0.0, "ent": 0.0, "gap": 0.0, "rmax": 0.0}
+        for i, (b, m) in enumerate(zip(batches, masks)):
+            logp, ent = token_logprobs(model, b["ids_BT"], b["attn_BT"], with_entropy=True, bf16=optim.bf16)
+            old = b["old_logp_BT"] if algo.ppo_epochs > 1 else logp.detach()
+            out = loss_fn(LossInput(logp, old, b["adv_BT"], m, b["clip_low_BT"], b["clip_high_BT"]), LossConfig(algo.dual_clip))
+            pg = agg(out.loss_BT, m, counts)
+            loss = pg
+            if algo.kl_coef > 0:
+                kl = agg(KL_ESTIMATORS[algo.kl_estimator](logp, ref_logps[i]), m, counts)
+                loss = loss + algo.kl_coef * kl
+                tot["kl"] += float(kl)
+            loss.backward()
+            tot["loss"] += float(loss)
+            tot["pg"] += float(pg)
+            tot["clip"] += float(out.clipped_BT.float().sum())
+            tot["ent"] += float((ent * m).sum())
+            if epoch == 0:
+                tot["gap"] += float(((logp.detach() - engine_logp[i]).abs() * m).sum())
+            tot["rmax"] = max(tot["rmax"], float((out.ratio_BT * m).max()))
+        st.grad_norm = float(torch.nn.utils.clip_grad_norm_(params, optim.grad_clip))
+        optimizer.step()
+        if epoch == 0:
+            st.logp_gap_engine = tot["gap"] / counts.n_tokens
+    st.loss, st.pg_loss, st.kl = tot["loss"], tot["pg"], tot["kl"]
+    st.clip_frac = tot["clip"] / counts.n_tokens
+    st.entropy = tot["ent"] / counts.n_tokens
+    st.ratio_max = tot["rmax"]
+    optimizer.zero_grad(set_to_none=True)
+    return st
