@@ -1,0 +1,30 @@
+"""Tools the model can call (DESIGN.md, "Tools and the sandbox").
+
+``make_tool(name, **kwargs)`` builds a tool by name: ``make_tool("python", workers=4)``
+passes the keyword arguments to the tool's config (SandboxConfig fields for the sandbox).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from tirl.tools.base import Tool, schema
+from tirl.tools.calculator import Calculator
+from tirl.tools.python_sandbox import PythonSandbox, SandboxConfig, SandboxUnavailable
+
+TOOLS: dict[str, Callable[..., Tool]] = {
+    "python": lambda **kwargs: PythonSandbox(SandboxConfig(**kwargs)),
+    "calculator": lambda **kwargs: Calculator(**kwargs),
+}
+
+
+def make_tool(name: str, **kwargs: Any) -> Tool:
+    """A new tool instance by registry name; unknown names list the known ones."""
+    try:
+        factory = TOOLS[name]
+    except KeyError:
+        raise ValueError(f"unknown tool {name!r}; known tools: {', '.join(sorted(TOOLS))}") from None
+    return factory(**kwargs)
+
+
+__all__ = ["TOOLS", "Calculator", "PythonSandbox", "SandboxConfig", "SandboxUnavailable", "Tool", "make_tool", "schema"]

@@ -80,10 +80,10 @@ def policy_update(policy, optimizer: torch.optim.Optimizer, rows: Sequence[Train
             if algo.kl_coef > 0:
                 kl = agg(KL_ESTIMATORS[algo.kl_estimator](logp, ref_logps[i]), m, counts)
                 loss = loss + algo.kl_coef * kl
-                tot["kl"] += float(kl)
+                tot["kl"] += kl.item()
             loss.backward()
-            tot["loss"] += float(loss)
-            tot["pg"] += float(pg)
+            tot["loss"] += loss.item()
+            tot["pg"] += pg.item()
             tot["clip"] += float(out.clipped_BT.float().sum())
             tot["ent"] += float((ent * m).sum())
             if epoch == 0:
