@@ -75,7 +75,7 @@ def rollout_cmd(
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "trajectories.jsonl", (t for g in groups for t in g))
     summary = summarize(groups, wall)
-    (out / "summary.json").write_text(json.dumps({"model": model, "task": task, "rollout": asdict(cfg), **asdict(summary)}, indent=2))
+    (out / "summary.json").write_text(json.dumps({"model": model, "task": task, "rollout": cfg.model_dump(), **asdict(summary)}, indent=2))
     table = Table(title=f"rollout summary: {model} on {task}")
     table.add_column("metric")
     table.add_column("value", justify="right")

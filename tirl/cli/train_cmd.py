@@ -18,7 +18,7 @@ _COLUMNS = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
 
 
 def _fail(msg: str) -> None:
-    console.print(f"[red]{msg}[/]")
+    typer.echo(msg, err=True)
     raise typer.Exit(2)
 
 
@@ -164,7 +164,7 @@ def eval_cmd(
     from tirl.train.resolve import resolve_eval_model
 
     ov = [f"model.name={resolve_eval_model(model)}", f"task.name={task}", f"task.n_eval={n_tasks}", f"task.eval_split={split}",
-          f"rollout.temperature={temperature}", f"rollout.max_response_tokens={max_response_tokens}", f"tools.protocol={protocol}", f"rollout.group_size={max(n, 2)}"]
+          f"rollout.temperature={temperature}", f"rollout.max_response_tokens={max_response_tokens}", f"tools.protocol={protocol}"]
     if difficulty is not None:
         ov.append(f"task.difficulty={difficulty}")
     try:

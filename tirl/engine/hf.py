@@ -8,21 +8,26 @@ holds the live model object, so an optimiser step on that model is visible to th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 
 from tirl.engine.base import Completion, FinishReason, GenerationRequest
+from tirl.engine.device import resolve_bf16
 from tirl.engine.sampling import sample_tokens
 
 
-@dataclass
-class HFEngineConfig:
-    max_batch: int = 32
+class HFEngineConfig(BaseModel):
+    """The in-process engine (the ``engine`` section of the config)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    max_batch: int = Field(64, ge=1)
     """Rows decoded together; larger batches are faster per token but pad more."""
-    autocast_bf16: bool = True
-    """Run forward passes under bf16 autocast (about 4x faster than fp32 on recent CPUs)."""
+    autocast_bf16: bool | None = None
+    """Run forward passes under bf16 autocast; None (auto): only where the CPU has native bf16
+    arithmetic (AVX512-BF16/AMX), elsewhere bf16 is slower than fp32."""
     seed: int = 0
     """Seed of the engine's sampling generator."""
 
@@ -54,6 +59,7 @@ class HFEngine:
         self.model = model
         self.tokenizer = tokenizer
         self.config = config or HFEngineConfig()
+        self.bf16 = resolve_bf16(self.config.autocast_bf16)
         self.generator = torch.Generator().manual_seed(self.config.seed)
         self.eos_ids = self._eos_ids()
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
@@ -143,6 +149,6 @@ class HFEngine:
         ]
 
     def _forward(self, ids_BL, mask_BL, pos_BL, cache) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.config.autocast_bf16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             out = self.model(input_ids=ids_BL, attention_mask=mask_BL, position_ids=pos_BL, past_key_values=cache, use_cache=True, logits_to_keep=1)
         return out.logits[:, -1, :].float()

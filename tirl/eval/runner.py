@@ -27,7 +27,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 
 from tirl.engine.base import Engine
 from tirl.eval.equivalence import same_fn
@@ -248,7 +248,7 @@ async def evaluate_async(
 ) -> EvalReport:
     """``evaluate`` for callers already inside an event loop."""
     _eval_ks(ks, n_samples)  # fail before sampling, not after
-    cfg = replace(rollout_cfg or RolloutConfig(), group_size=n_samples)
+    cfg = (rollout_cfg or RolloutConfig()).model_copy(update={"group_size": n_samples})
     t0 = time.perf_counter()
     groups = await rollout(engine, protocol, tasks, cfg, on_finished=on_finished)
     wall = time.perf_counter() - t0

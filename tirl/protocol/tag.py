@@ -8,7 +8,6 @@ appends ``<result>\\n{output}\\n</result>`` (never trained), and the model ends 
 
 from __future__ import annotations
 
-import json
 import re
 
 from tirl.protocol.base import ParsedTurn, Protocol
@@ -49,7 +48,8 @@ class TagProtocol(Protocol):
             "the result comes back inside <result> </result>. Available tools:",
         ]
         for t in self.tools.values():
-            lines.append(f"- <{t.name}>{t.main_arg}</{t.name}>: {t.description} Arguments: {json.dumps(t.parameters)}")
+            # the tag carries the tool's one main argument, so its JSON schema would only add noise
+            lines.append(f"- <{t.name}>{t.main_arg}</{t.name}>: {t.description}")
         lines.append(
             "When you are done, give the final answer inside <answer> </answer> with the result in \\boxed{}."
         )

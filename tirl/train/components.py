@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tirl.config import Config
-from tirl.engine import HFEngine, HFEngineConfig
+from tirl.engine import HFEngine
 from tirl.protocol import Protocol, make_protocol
 from tirl.rewards.base import RewardSpec
 from tirl.rewards.presets import default_rewards
@@ -27,18 +27,8 @@ def build_tools(cfg: Config) -> list[Tool]:
     return tools
 
 
-def rollout_config(cfg: Config, group_size: int | None = None, temperature: float | None = None) -> RolloutConfig:
-    r = cfg.rollout
-    return RolloutConfig(
-        group_size=group_size or r.group_size,
-        max_tool_calls=r.max_tool_calls,
-        max_response_tokens=r.max_response_tokens,
-        max_turn_tokens=r.max_turn_tokens,
-        temperature=r.temperature if temperature is None else temperature,
-        top_p=r.top_p,
-        top_k=r.top_k,
-        void_turn_filter=r.void_turn_filter,
-    )
+def rollout_config(cfg: Config, temperature: float | None = None) -> RolloutConfig:
+    return cfg.rollout if temperature is None else cfg.rollout.model_copy(update={"temperature": temperature})
 
 
 def rewards(cfg: Config, protocol: Protocol) -> list[RewardSpec]:
@@ -66,5 +56,5 @@ class Runtime:
 def build_runtime(cfg: Config, model, tokenizer, seed: int) -> Runtime:
     tools = build_tools(cfg)
     protocol = make_protocol(cfg.tools.protocol, tools, tokenizer)
-    engine = HFEngine(model, tokenizer, HFEngineConfig(max_batch=cfg.rollout.max_batch, autocast_bf16=cfg.optim.bf16, seed=seed))
+    engine = HFEngine(model, tokenizer, cfg.engine.model_copy(update={"seed": seed}))
     return Runtime(tools=tools, protocol=protocol, engine=engine)

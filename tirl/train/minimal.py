@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from tirl.engine import HFEngine, HFEngineConfig
+from tirl.engine.device import cpu_has_fast_bf16
 from tirl.models import load_model
 from tirl.protocol import TagProtocol
 from tirl.rewards.compose import apply_rewards
@@ -86,7 +87,7 @@ def batch_tensors(trajs: list[Trajectory], advs: list[float], pad_id: int):
 
 def grpo_loss(model, ids, attn, mask, adv, clip: float):
     """PPO-clip with the current policy as the old one: ratio = exp(logp - logp.detach())."""
-    with torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_has_fast_bf16()):  # fp32 where bf16 is emulated
         logits = model(input_ids=ids, attention_mask=attn.long()).logits[:, :-1].float()
     logp_all = torch.log_softmax(logits, -1)
     logp = logp_all.gather(-1, ids[:, 1:, None]).squeeze(-1)  # log p(token t | tokens < t)

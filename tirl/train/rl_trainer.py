@@ -113,7 +113,7 @@ class RLTrainer:
             reward_B = torch.tensor([t.reward for t in trajs])
             group_B = torch.tensor([gi for gi, g in enumerate(groups) for _ in g])
             adv_B = ADVANTAGES[cfg.algo.advantage](reward_B, group_B, AdvantageConfig(cfg.algo.adv_eps, cfg.algo.std_normalize))
-            rows = build_rows(trajs, adv_B, cfg.algo.clip_low, cfg.algo.clip_high, cfg.rollout.mask_truncated)
+            rows = build_rows(trajs, adv_B, cfg.algo.clip_low, cfg.algo.clip_high, cfg.algo.mask_truncated)
             t1 = time.perf_counter()
             self.policy.model.train()
             norm = cfg.algo.norm_constant or float(cfg.rollout.max_response_tokens)

@@ -20,7 +20,7 @@ from tirl.protocol.base import Protocol
 from tirl.rollout import read_jsonl, script_trajectory
 from tirl.rollout.masks import SFT_ORIGINS, loss_mask
 from tirl.tasks.arith import reference_solution
-from tirl.train.logprobs import token_logprobs
+from tirl.train.logprobs import first_scored_position, token_logprobs
 from tirl.train.rows import collate
 from tirl.types import StopReason, Task, TrainRow, Trajectory
 
@@ -61,7 +61,7 @@ class SFTStats:
     seconds: float
 
 
-def run_sft(model, trajs: list[Trajectory], cfg: SFTConfig, pad_id: int, micro_batch_size: int = 4, bf16: bool = True, seed: int = 0, on_step: Callable[[SFTStats], None] | None = None) -> list[SFTStats]:
+def run_sft(model, trajs: list[Trajectory], cfg: SFTConfig, pad_id: int, micro_batch_size: int = 4, bf16: bool | None = None, seed: int = 0, on_step: Callable[[SFTStats], None] | None = None) -> list[SFTStats]:
     """Token-mean NLL over the masked tokens of each batch; AdamW with linear decay."""
     if not trajs:
         raise ValueError("no SFT trajectories (check the source and its filters)")
@@ -80,16 +80,16 @@ def run_sft(model, trajs: list[Trajectory], cfg: SFTConfig, pad_id: int, micro_b
         rng.shuffle(order)
         for i in range(0, len(order), cfg.batch_size):
             t0 = time.perf_counter()
-            batch = [rows[j] for j in order[i : i + cfg.batch_size]]
+            batch = sorted((rows[j] for j in order[i : i + cfg.batch_size]), key=len)  # less padding per micro-batch
             n_tokens = sum(sum(r.loss_mask) for r in batch)
             opt.zero_grad(set_to_none=True)
             total_loss = 0.0
             for k in range(0, len(batch), micro_batch_size):
                 b = collate(batch[k : k + micro_batch_size], pad_id)
-                logp, _ = token_logprobs(model, b["ids_BT"], b["attn_BT"], bf16=bf16)
+                logp, _ = token_logprobs(model, b["ids_BT"], b["attn_BT"], bf16=bf16, first=first_scored_position(b["mask_BT"]))
                 loss = -(logp * b["mask_BT"]).sum() / max(n_tokens, 1.0)
                 loss.backward()
-                total_loss += float(loss)
+                total_loss += loss.item()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             lr = sched.get_last_lr()[0]

@@ -19,7 +19,7 @@ import torch
 
 from tirl.algo import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES, BatchCounts, LossConfig, LossInput
 from tirl.config import AlgoConfig, OptimConfig
-from tirl.train.logprobs import token_logprobs
+from tirl.train.logprobs import first_scored_position, token_logprobs
 from tirl.train.rows import collate
 from tirl.types import TrainRow
 
@@ -51,7 +51,9 @@ def policy_update(policy, optimizer: torch.optim.Optimizer, rows: Sequence[Train
     def train_mask(b):
         return b["mask_BT"] * (1 - b["offpolicy_BT"]) * (1 - b["detach_BT"])
 
-    batches = [collate(mb, pad_id) for mb in _chunks(rows, optim.micro_batch_size)]
+    # rows of similar length share a micro-batch: less padding, same gradient (the sum is order-free)
+    by_len = sorted(rows, key=len)
+    batches = [collate(mb, pad_id) for mb in _chunks(by_len, optim.micro_batch_size)]
     masks = [train_mask(b) for b in batches]
     counts = BatchCounts(n_tokens=float(sum(m.sum() for m in masks)), n_seqs=float(sum((m.sum(-1) > 0).sum() for m in masks)), norm_constant=norm_constant)
     st.n_tokens = int(counts.n_tokens)
@@ -61,18 +63,18 @@ def policy_update(policy, optimizer: torch.optim.Optimizer, rows: Sequence[Train
     if algo.ppo_epochs > 1:
         with torch.no_grad():
             for b in batches:
-                b["old_logp_BT"], _ = token_logprobs(model, b["ids_BT"], b["attn_BT"], bf16=optim.bf16)
+                b["old_logp_BT"], _ = token_logprobs(model, b["ids_BT"], b["attn_BT"], bf16=optim.bf16, first=first_scored_position(train_mask(b)))
     ref_logps = []
     if algo.kl_coef > 0:
         with torch.no_grad(), policy.reference() as ref:
-            ref_logps = [token_logprobs(ref, b["ids_BT"], b["attn_BT"], bf16=optim.bf16)[0] for b in batches]
+            ref_logps = [token_logprobs(ref, b["ids_BT"], b["attn_BT"], bf16=optim.bf16, first=first_scored_position(m))[0] for b, m in zip(batches, masks)]
     loss_fn, agg = POLICY_LOSSES[algo.loss], AGGREGATIONS[algo.aggregation]
     params = policy.trainable_parameters()
     for epoch in range(algo.ppo_epochs):
         optimizer.zero_grad(set_to_none=True)
         tot = {"loss": 0.0, "pg": 0.0, "kl": 0.0, "clip": 0.0, "ent": 0.0, "gap": 0.0, "rmax": 0.0}
         for i, (b, m) in enumerate(zip(batches, masks)):
-            logp, ent = token_logprobs(model, b["ids_BT"], b["attn_BT"], with_entropy=True, bf16=optim.bf16)
+            logp, ent = token_logprobs(model, b["ids_BT"], b["attn_BT"], with_entropy=True, bf16=optim.bf16, first=first_scored_position(m))
             old = b["old_logp_BT"] if algo.ppo_epochs > 1 else logp.detach()
             out = loss_fn(LossInput(logp, old, b["adv_BT"], m, b["clip_low_BT"], b["clip_high_BT"]), LossConfig(algo.dual_clip))
             pg = agg(out.loss_BT, m, counts)
