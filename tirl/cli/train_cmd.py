@@ -82,12 +82,14 @@ def train_cmd(
             if sft_bar is None:
                 sft_bar = progress.add_task("SFT warm-up", total=None)
             progress.update(sft_bar, advance=1, description=f"SFT warm-up (loss {st.loss:.3f})")
+            if not console.is_terminal and st.step % 10 == 0:  # logs to a file get plain lines
+                progress.console.print(f"SFT step {st.step}: loss {st.loss:.3f} ({st.seconds:.1f} s/step)")
 
         def on_step(step, m):
             progress.update(bar, completed=step)
             progress.console.print(_step_line(step, m))
 
-        results = trainer.train(on_step=on_step, evaluate=not no_eval, on_sft_step=on_sft)
+        results = trainer.train(on_step=on_step, evaluate=not no_eval, on_sft_step=on_sft, say=progress.console.print)
     reports = {k: results[k] for k in ("before", "after_sft", "after") if k in results}
     if reports:
         Console().print(_report_table(f"held-out {cfg.task.name} ({cfg.task.n_eval} tasks x {cfg.train.eval_samples})", reports))

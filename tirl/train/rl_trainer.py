@@ -212,28 +212,39 @@ class RLTrainer:
                 f.write(json.dumps(asdict(h)) + "\n")
         return history
 
-    def train(self, on_step: Callable[[int, dict], None] | None = None, evaluate: bool = True, on_sft_step: Callable | None = None) -> dict:
+    def train(self, on_step: Callable[[int, dict], None] | None = None, evaluate: bool = True, on_sft_step: Callable | None = None, say: Callable[[str], None] = lambda msg: None) -> dict:
+        """The run: eval before, optional SFT warm-up (+ eval), RL steps with periodic eval and
+        checkpoints, eval after, final model, plots. ``say`` receives one-line progress notes."""
         cfg = self.cfg.train
         results: dict = {}
+
+        def timed_eval(tag: str) -> EvalReport:
+            say(f"evaluating ({tag}): {len(self.eval_tasks)} tasks x {cfg.eval_samples} samples")
+            r = self.evaluate(tag)
+            say(f"eval {tag}: accuracy {r.accuracy:.3f}, tool calls/task {r.tool_calls_per_task:.2f} ({r.wall_s:.0f} s)")
+            return r
+
         try:
             if self.step == 0:
                 first: dict = {}
                 if evaluate:
-                    results["before"] = self.evaluate("before")
+                    results["before"] = timed_eval("before")
                     first.update({f"eval/{k}": v for k, v in results["before"].scalars().items()})
                 if cfg.sft_first:
+                    say(f"SFT warm-up on {self.cfg.sft.source} ({self.cfg.sft.n_examples} examples, {self.cfg.sft.epochs} epoch(s))")
                     results["sft"] = self.warmup_sft(on_sft_step)
+                    say(f"SFT done: final loss {results['sft'][-1].loss:.3f}")
                     if evaluate:
-                        results["after_sft"] = self.evaluate("after_sft")
+                        results["after_sft"] = timed_eval("after_sft")
                         first.update({f"eval_sft/{k}": v for k, v in results["after_sft"].scalars().items()})
                 if first:
                     self.log.log(0, first)
             while self.step < cfg.steps:
                 metrics = self.train_step()
                 if evaluate and cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
-                    metrics.update({f"eval/{k}": v for k, v in self.evaluate(f"step{self.step}").scalars().items()})
+                    metrics.update({f"eval/{k}": v for k, v in timed_eval(f"step{self.step}").scalars().items()})
                 if self.step == cfg.steps and evaluate:
-                    after = self.evaluate("after")
+                    after = timed_eval("after")
                     results["after"] = after
                     metrics.update({f"eval/{k}": v for k, v in after.scalars().items()})
                 self.log.log(self.step, metrics)
