@@ -11,8 +11,10 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress
 from rich.table import Table
+
+from tirl.cli.progress import Counter, make_progress
 
 console = Console(stderr=True)
 
@@ -20,9 +22,8 @@ console = Console(stderr=True)
 async def _rollout_job(engine, protocol, tasks, cfg, progress: Progress):
     from tirl.rollout import rollout
 
-    bar = progress.add_task("rollouts", total=len(tasks) * cfg.group_size)
     try:
-        return await rollout(engine, protocol, tasks, cfg, on_finished=lambda n: progress.advance(bar, n))
+        return await rollout(engine, protocol, tasks, cfg, on_finished=Counter(progress, "rollouts", len(tasks) * cfg.group_size))
     finally:
         for t in protocol.tools.values():
             await t.aclose()
@@ -66,15 +67,14 @@ def rollout_cmd(
     proto = make_protocol(protocol, [sandbox], lm.tokenizer)
     engine = HFEngine(lm.model, lm.tokenizer, HFEngineConfig(max_batch=max_batch, seed=seed))
     cfg = RolloutConfig(group_size=group_size, max_tool_calls=max_tool_calls, max_response_tokens=max_response_tokens, max_turn_tokens=max_response_tokens, temperature=temperature, top_p=top_p)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
     t0 = time.perf_counter()
-    with Progress(*columns, console=console, transient=False) as progress:
+    with make_progress(console) as progress:
         groups = asyncio.run(_rollout_job(engine, proto, tasks, cfg, progress))
     wall = time.perf_counter() - t0
     apply_rewards(list(zip(tasks, groups)), default_rewards(proto))
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "trajectories.jsonl", (t for g in groups for t in g))
-    summary = summarize(groups, wall)
+    summary = summarize(groups, wall, lm.tokenizer)
     (out / "summary.json").write_text(json.dumps({"model": model, "task": task, "rollout": cfg.model_dump(), **asdict(summary)}, indent=2))
     table = Table(title=f"rollout summary: {model} on {task}")
     table.add_column("metric")

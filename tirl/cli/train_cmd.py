@@ -8,13 +8,12 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from tirl.cli.progress import Counter, make_progress
 from tirl.config import ConfigError, load_config
 
 console = Console(stderr=True)
-_COLUMNS = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
 
 
 def _fail(msg: str) -> None:
@@ -73,7 +72,7 @@ def train_cmd(
         _fail(str(e))
     console.print(f"[bold]tirl train[/] {recipe or ''} -> {cfg.run_dir}  ({cfg.model.name}, {cfg.task.name}, {cfg.algo.advantage}/{cfg.algo.loss}, {cfg.train.steps} steps x {cfg.train.tasks_per_step} tasks x {cfg.rollout.group_size})")
     trainer = RLTrainer(cfg, resume=resume is not None)
-    with Progress(*_COLUMNS, console=console) as progress:
+    with make_progress(console) as progress:
         bar = progress.add_task("RL steps", total=cfg.train.steps, completed=trainer.step)
         sft_bar = None
 
@@ -133,7 +132,7 @@ def sft_cmd(
     else:
         trajs = file_trajectories(s.source, s.all_trajectories)[: s.n_examples]
     console.print(f"SFT on {len(trajs)} trajectories from {s.source}")
-    with Progress(*_COLUMNS, console=console) as progress:
+    with make_progress(console) as progress:
         bar = progress.add_task("SFT", total=((len(trajs) + s.batch_size - 1) // s.batch_size) * s.epochs)
         run_sft(policy.model, trajs, s, policy.tokenizer.pad_token_id, cfg.optim.micro_batch_size, cfg.optim.bf16, cfg.train.seed,
                 on_step=lambda st: progress.update(bar, advance=1, description=f"SFT loss {st.loss:.3f}"))
@@ -179,15 +178,14 @@ def eval_cmd(
     tasks = C.tasks(cfg, split, n_tasks)
     ks = [k for k in (1, 4, 8, 16) if k <= n]
 
-    async def go(progress, bar):
+    async def go(progress):
         try:
-            return await evaluate_async(rt.engine, rt.protocol, tasks, n, C.rollout_config(cfg), ks, C.rewards(cfg, rt.protocol), on_finished=lambda k: progress.advance(bar, k))
+            return await evaluate_async(rt.engine, rt.protocol, tasks, n, C.rollout_config(cfg), ks, C.rewards(cfg, rt.protocol), on_finished=Counter(progress, "eval rollouts", len(tasks) * n))
         finally:
             await rt.aclose()
 
-    with Progress(*_COLUMNS, console=console) as progress:
-        bar = progress.add_task("eval rollouts", total=len(tasks) * n)
-        report = asyncio.run(go(progress, bar))
+    with make_progress(console) as progress:
+        report = asyncio.run(go(progress))
     Console().print(_report_table(f"{model} on {task} ({len(tasks)} tasks x {n})", {"eval": report}))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

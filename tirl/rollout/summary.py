@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from tirl.rollout.drift import retokenization_drift
 from tirl.types import StopReason, Trajectory
 
 
@@ -26,6 +27,9 @@ class RolloutSummary:
     wall_s: float
     stop_reasons: dict[str, int] = field(default_factory=dict)
     infra_errors: int = 0
+    retokenization_drift: float | None = None
+    """Share of trajectories whose decoded text re-encodes to other ids (what training on
+    re-rendered text would corrupt; tirl trains on the sampled ids). None when not measured."""
 
     def rows(self) -> list[tuple[str, str]]:
         stops = ", ".join(f"{k} {v}" for k, v in sorted(self.stop_reasons.items(), key=lambda kv: -kv[1]))
@@ -42,10 +46,10 @@ class RolloutSummary:
             ("wall time", f"{self.wall_s:.1f} s"),
             ("stop reasons", stops),
             ("infra errors (dropped)", str(self.infra_errors)),
-        ]
+        ] + ([("re-tokenisation drift", f"{self.retokenization_drift:.3f} of trajectories (not used for training)")] if self.retokenization_drift is not None else [])
 
 
-def summarize(groups: list[list[Trajectory]], wall_s: float) -> RolloutSummary:
+def summarize(groups: list[list[Trajectory]], wall_s: float, tokenizer=None) -> RolloutSummary:
     trajs = [t for g in groups for t in g]
     scored = [t for t in trajs if t.stop_reason is not StopReason.ERROR]
     n = max(len(scored), 1)
@@ -66,4 +70,5 @@ def summarize(groups: list[list[Trajectory]], wall_s: float) -> RolloutSummary:
         wall_s=wall_s,
         stop_reasons=dict(Counter(t.stop_reason.value if t.stop_reason else "none" for t in trajs)),
         infra_errors=len(trajs) - len(scored),
+        retokenization_drift=None if tokenizer is None or not trajs else sum(retokenization_drift(t, tokenizer).drifted for t in trajs) / len(trajs),
     )
