@@ -23,6 +23,7 @@ def plot_metrics(rows: list[dict], out: Path, title: str = "") -> Path | None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     panels = [(k, t) for k, t in PANELS if any(r.get(k) is not None for r in rows)]
     if not panels:
@@ -35,6 +36,8 @@ def plot_metrics(rows: list[dict], out: Path, title: str = "") -> Path | None:
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o" if len(pts) < 30 else None, ms=3)
         ax.set_title(label)
         ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.ticklabel_format(axis="y", useOffset=False)  # flat curves must not read as 1e-6 + offset
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
