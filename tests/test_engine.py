@@ -4,7 +4,7 @@ exact, stop strings and stop tokens end rows, and weight changes are visible at 
 import torch
 
 from tirl.engine import FinishReason, GenerationRequest, HFEngine, HFEngineConfig, SamplingParams
-from tirl.engine.hf import _StopChecker
+from tirl.engine.stops import StopChecker
 
 
 def _engine(tiny, **kw):
@@ -56,7 +56,7 @@ def test_length_and_stop_token(tiny):
 
 def test_stop_checker_finds_strings_across_tokens(tiny):
     tok = tiny.tokenizer
-    chk = _StopChecker(tok, ["</python>"])
+    chk = StopChecker(tok, ["</python>"])
     ids = list(tok("x = 1\n</python>", add_special_tokens=False)["input_ids"])
     hits = [chk.find(ids[: i + 1]) for i in range(len(ids))]
     assert hits[-1] == "</python>" and all(h is None for h in hits[:-1])

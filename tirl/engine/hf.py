@@ -1,9 +1,14 @@
-"""HFEngine: in-process batched sampling with a transformers causal LM and its KV cache.
+"""HFEngine: in-process sampling from a transformers causal LM.
 
-Correctness first: requests are grouped into micro-batches, left-padded, prefilled once and
-decoded token by token with the model's KV cache. Each row stops on EOS / a stop token, on a
-stop string (checked incrementally on the decoded tail) or on its token budget. The engine
-holds the live model object, so an optimiser step on that model is visible to the next call.
+Two paths behind one interface. For Llama-family models (Llama, SmolLM, Qwen2) the fast path
+runs tirl's own decoding forward (``llama_fast``) under a continuous batcher with a slot KV
+cache and prefix forking (``batcher``). Any other model runs the reference path: micro-batches,
+left-padded, prefilled once and decoded with the model's own forward and KV cache.
+
+Either way each row stops on EOS / a stop token, on a stop string (checked incrementally on the
+decoded tail) or on its token budget, and the engine samples from the live weights: the fast
+path notices any in-place change of the model's parameters (an optimiser step) and copies the
+new weights before the next call, dropping every cached prefix.
 """
 
 from __future__ import annotations
@@ -14,8 +19,11 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from tirl.engine.base import Completion, FinishReason, GenerationRequest
+from tirl.engine.batcher import ContinuousBatcher
 from tirl.engine.device import resolve_bf16
+from tirl.engine.llama_fast import FastLlama, supports
 from tirl.engine.sampling import sample_tokens
+from tirl.engine.stops import StopChecker
 
 
 class HFEngineConfig(BaseModel):
@@ -30,28 +38,14 @@ class HFEngineConfig(BaseModel):
     arithmetic (AVX512-BF16/AMX), elsewhere bf16 is slower than fp32."""
     seed: int = 0
     """Seed of the engine's sampling generator."""
-
-
-class _StopChecker:
-    """Finds stop strings in the decoded tail of a row. Only the last few tokens are decoded:
-    a stop string of n characters spans at most n tokens."""
-
-    def __init__(self, tokenizer, stop_strings: Sequence[str]):
-        self.tokenizer = tokenizer
-        self.stops = [s for s in stop_strings if s]
-        self.window = max((len(s) for s in self.stops), default=0) + 1
-
-    def find(self, ids: list[int]) -> str | None:
-        if not self.stops:
-            return None
-        tail = self.tokenizer.decode(ids[-self.window :], skip_special_tokens=False)
-        # the newest token must take part in the match, otherwise it was found earlier
-        newest = self.tokenizer.decode(ids[-1:], skip_special_tokens=False)
-        for s in self.stops:
-            pos = tail.rfind(s)
-            if pos >= 0 and pos + len(s) > len(tail) - len(newest):
-                return s
-        return None
+    fast: bool = True
+    """Use the fast path (own forward, continuous batching, prefix forking) where the model
+    supports it; False forces the reference path (the model's own forward)."""
+    prefill_chunk: int = Field(2048, ge=16)
+    """Most tokens in one prefill forward pass (bounds the attention scores' memory)."""
+    prefix_cache_gb: float = Field(2.0, ge=0.0)
+    """Memory for keys/values of finished sequences that later requests extend (the next turn
+    after a tool result, tree branches); 0 disables it. Cleared whenever the weights change."""
 
 
 class HFEngine:
@@ -64,7 +58,31 @@ class HFEngine:
         self.eos_ids = self._eos_ids()
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
         self.max_context = int(getattr(model.config, "max_position_embeddings", 2048))
-        self.tokens_generated = 0
+        self._tokens_generated = 0
+        self.fast_path_reason = supports(model) if self.config.fast else "disabled by engine.fast=false"
+        self.batcher: ContinuousBatcher | None = None
+        if self.fast_path_reason is None:
+            self.fast = FastLlama(model)
+            self.batcher = ContinuousBatcher(
+                self.fast, tokenizer, self.eos_ids, self.config.max_batch, self.config.prefill_chunk,
+                int(self.config.prefix_cache_gb * 2**30), self.generator,
+            )
+
+    @property
+    def tokens_generated(self) -> int:
+        return self._tokens_generated + (self.batcher.stats.tokens_generated if self.batcher else 0)
+
+    @property
+    def prefix_tokens_recomputed(self) -> int:
+        """Prefill tokens the engine had computed before (since the last weight change)."""
+        return self.batcher.stats.prefix_tokens_recomputed if self.batcher else 0
+
+    def sync_weights(self) -> None:
+        """Copy the model's current weights into the fast path (also done automatically when the
+        parameters changed in place) and drop cached prefixes."""
+        if self.batcher is not None:
+            self.fast.sync()
+            self.batcher.reset_cache()
 
     def _eos_ids(self) -> list[int]:
         ids = set()
@@ -78,6 +96,10 @@ class HFEngine:
         return sorted(ids)
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        if self.batcher is not None:
+            if self.fast.stale():
+                self.sync_weights()
+            return self.batcher.run(requests)
         # longest first, so a micro-batch holds prefixes of similar length (less padding)
         order = sorted(range(len(requests)), key=lambda i: -len(requests[i].prefix_ids))
         out: list[Completion | None] = [None] * len(requests)
@@ -106,7 +128,7 @@ class HFEngine:
         top_k_B = torch.tensor([r.sampling.top_k for r in reqs], dtype=torch.long)
         top_p_B = torch.tensor([r.sampling.top_p for r in reqs], dtype=torch.float32)
         stop_ids = [set(self.eos_ids) | set(r.sampling.stop_token_ids) for r in reqs]
-        checkers = [_StopChecker(self.tokenizer, r.sampling.stop_strings) for r in reqs]
+        checkers = [StopChecker(self.tokenizer, r.sampling.stop_strings) for r in reqs]
 
         tokens: list[list[int]] = [[] for _ in reqs]
         logps: list[list[float]] = [[] for _ in reqs]
@@ -142,7 +164,7 @@ class HFEngine:
             mask_BL = torch.cat([mask_BL, alive_B[:, None]], dim=1)
             pos_B1 = (mask_BL.sum(-1, keepdim=True) - 1).clamp(min=0)
             logits_BV = self._forward(next_B[:, None], mask_BL, pos_B1, cache)
-        self.tokens_generated += sum(len(t) for t in tokens)
+        self._tokens_generated += sum(len(t) for t in tokens)
         return [
             Completion(token_ids=tokens[b], logprobs=logps[b], entropy=ents[b], finish_reason=finish[b] or FinishReason.LENGTH, stop_string=stop_str[b])
             for b in range(B)

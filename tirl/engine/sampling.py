@@ -55,10 +55,14 @@ def sample_tokens(
 ) -> Sampled:
     logp_BV = filtered_logprobs(logits_BV, temperature_B, top_k_B, top_p_B)
     probs_BV = logp_BV.exp()
-    # exponential race: argmax p_i / E_i with E_i ~ Exp(1) draws i with probability p_i, and is
-    # much faster than torch.multinomial on CPU (the same trick vLLM's sampler uses)
-    race_BV = torch.empty_like(probs_BV).exponential_(generator=generator)
-    sampled_B = (probs_BV / race_BV).argmax(dim=-1)
+    # inverse-CDF sampling, one uniform per row: u in [0, total) falls in token i's interval
+    # [cdf_{i-1}, cdf_i), which has width p_i (side="right" never lands on a zero-width,
+    # filtered token). On CPU this is ~40x faster than an exponential race over the vocabulary
+    # (3 vs 130 ms for 64 x 49152), which draws one random number per entry. float64 keeps the
+    # running sum exact enough over a large vocabulary.
+    cdf_BV = probs_BV.double().cumsum(dim=-1)
+    u_B1 = torch.rand(cdf_BV.shape[0], 1, generator=generator, dtype=torch.float64) * cdf_BV[:, -1:]
+    sampled_B = torch.searchsorted(cdf_BV, u_B1, right=True).squeeze(-1).clamp(max=probs_BV.shape[-1] - 1)
     greedy_B = logp_BV.argmax(dim=-1)
     token_B = torch.where(temperature_B > 0, sampled_B, greedy_B)
     logprob_B = logp_BV.gather(-1, token_B[:, None]).squeeze(-1)

@@ -141,7 +141,7 @@ def main(args: Args) -> list[dict]:
                 "reward": sum(t.reward for t in trajs) / len(trajs),
                 "accuracy": sum(t.rewards.get("correct", 0.0) for t in trajs) / len(trajs),
                 "tool_calls": sum(t.n_tool_calls for t in trajs) / len(trajs),
-                "loss": float(loss),
+                "loss": float(loss.detach()),
                 "entropy": entropy,
                 "grad_norm": grad_norm,
                 "seconds": time.perf_counter() - t0,

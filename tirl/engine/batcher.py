@@ -1,0 +1,268 @@
+"""Continuous batching over a slot KV cache, with prefix forking.
+
+Up to ``max_batch`` rows decode together; a row that finishes leaves at once and a waiting
+request takes its slot (after a prefill of its own), so the batch stays full until the queue
+runs dry. Rows live in slots ``0..R-1``: a finished row's slot is refilled by moving the last
+row into it, so decoding always reads one contiguous block of the cache.
+
+Prefix forking. Requests are admitted in lexicographic order of their prefixes, so those that
+share a prefix (the G samples of a group, the branches of a tree) arrive together: the first
+is prefilled, the rest copy its keys and values and prefill only what differs (nothing at all
+when the prefixes are identical: its last logits are copied too). A finished row's keys and
+values go into the ``PrefixStore``, so the next turn of a trajectory (its prefix plus the
+sampled turn plus the tool result) prefills only the tool result.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+
+from tirl.engine.base import Completion, FinishReason, GenerationRequest
+from tirl.engine.llama_fast import FastLlama, KVCache
+from tirl.engine.prefix_store import BLOCK, PrefixStore, common_prefix
+from tirl.engine.sampling import sample_tokens
+from tirl.engine.stops import StopChecker
+
+
+@dataclass
+class _Row:
+    index: int  # position of the request in the caller's list
+    req: GenerationRequest
+    ids: list[int]  # tokens whose keys/values are (or are being put) in the slot
+    budget: int
+    stop_ids: set[int]
+    checker: StopChecker
+    source_entry: int | None = None
+    length: int = 0  # positions of the slot holding valid keys/values
+    tokens: list[int] = field(default_factory=list)
+    logps: list[float] = field(default_factory=list)
+    ents: list[float] = field(default_factory=list)
+    finish: FinishReason | None = None
+    stop_string: str | None = None
+
+
+@dataclass
+class BatcherStats:
+    prefill_tokens: int = 0  # tokens run through prefill
+    prefix_tokens_reused: int = 0  # prefix tokens whose keys/values were copied instead of computed
+    prefix_tokens_recomputed: int = 0  # prefill tokens in blocks the engine had computed before
+    decode_steps: int = 0
+    tokens_generated: int = 0
+
+
+class ContinuousBatcher:
+    def __init__(self, fast: FastLlama, tokenizer, eos_ids: Sequence[int], max_batch: int, prefill_chunk: int, prefix_cache_bytes: int, generator: torch.Generator):
+        self.fast = fast
+        self.tokenizer = tokenizer
+        self.eos_ids = set(eos_ids)
+        self.max_batch = max_batch
+        self.prefill_chunk = prefill_chunk
+        self.generator = generator
+        self.store = PrefixStore(prefix_cache_bytes)
+        self.kv: KVCache | None = None
+        self.stats = BatcherStats()
+
+    def reset_cache(self) -> None:
+        """Forget all stored keys/values (the weights changed)."""
+        self.store.clear()
+
+    # -- the loop ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def run(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        max_ctx = self.fast.max_positions
+        for r in requests:
+            if not r.prefix_ids:
+                raise ValueError("a generation request needs a non-empty prefix")
+            if len(r.prefix_ids) >= max_ctx:
+                raise ValueError(f"prefix of {len(r.prefix_ids)} tokens does not fit the model's context of {max_ctx}")
+        pending = deque(sorted(range(len(requests)), key=lambda i: requests[i].prefix_ids))
+        out: list[Completion | None] = [None] * len(requests)
+        rows: list[_Row] = []
+        logits_RV = torch.empty(0, self.fast.vocab)
+        while pending or rows:
+            if pending and len(rows) < self.max_batch:
+                new = [self._new_row(i, requests[i]) for i in self._take(pending, self.max_batch - len(rows))]
+                logits_RV = torch.cat([logits_RV, self._admit(rows, new, pending, requests)])
+                rows.extend(new)
+            self._sample(rows, logits_RV)
+            done = [r for r in rows if r.finish is not None]
+            for r in done:
+                out[r.index] = Completion(r.tokens, r.logps, r.ents, r.finish, r.stop_string)
+                self._retire(rows.index(r), r)
+            rows = self._compact(rows)
+            logits_RV = self._decode(rows) if rows else torch.empty(0, self.fast.vocab)
+        return out  # type: ignore[return-value]
+
+    @staticmethod
+    def _take(pending: deque, n: int) -> list[int]:
+        return [pending.popleft() for _ in range(min(n, len(pending)))]
+
+    def _new_row(self, index: int, req: GenerationRequest) -> _Row:
+        budget = min(req.sampling.max_new_tokens, self.fast.max_positions - len(req.prefix_ids))
+        return _Row(index=index, req=req, ids=list(req.prefix_ids), budget=budget, stop_ids=self.eos_ids | set(req.sampling.stop_token_ids), checker=StopChecker(self.tokenizer, req.sampling.stop_strings))
+
+    # -- admission: prefix reuse and prefill -----------------------------------------------------
+    def _admit(self, rows: list[_Row], new: list[_Row], pending: deque, requests) -> torch.Tensor:
+        first = len(rows)
+        need = max(len(r.ids) + r.budget for r in new)
+        if self.kv is None:
+            f = self.fast
+            self.kv = KVCache(f.n_layers, self.max_batch, f.n_kv, f.head_dim, need)
+        self.kv.ensure(need + 1)
+        # leaders are prefilled (from a stored prefix when there is one); a follower shares a
+        # prefix with an earlier leader of this admission and copies that leader's slot
+        leaders: list[tuple[int, _Row, int]] = []  # (slot, row, tokens already cached)
+        followers: list[tuple[int, _Row, int, int]] = []  # (slot, row, leader slot, shared tokens)
+        for j, r in enumerate(new):
+            slot = first + j
+            best_slot, shared = None, 0
+            for ls, lr, _ in leaders[-1:]:  # sorted order: the previous leader shares the most
+                n = common_prefix(lr.ids, r.ids)
+                if n >= BLOCK or n == len(r.ids):
+                    best_slot, shared = ls, n
+            eid, stored = self.store.lookup(r.ids)
+            if best_slot is not None and shared >= stored:
+                followers.append((slot, r, best_slot, shared))
+            else:
+                n = min(stored, len(r.ids) - 1)
+                if eid is not None and n > 0:
+                    self.kv.load(slot, self.store.get(eid).kv, n)
+                    r.source_entry = eid
+                    self.stats.prefix_tokens_reused += n
+                else:
+                    n = 0
+                leaders.append((slot, r, n))
+        logits = torch.empty(len(new), self.fast.vocab)
+        got = self._prefill([(s, r, n) for s, r, n in leaders])
+        for s, row_logits in got.items():
+            logits[s - first] = row_logits
+        # keep a leader's prompt for requests still waiting that share it
+        nxt = requests[pending[0]].prefix_ids if pending else None
+        if nxt is not None and self.store.max_bytes > 0:
+            for s, r, _ in leaders:
+                if common_prefix(r.ids, nxt) >= BLOCK:
+                    self.store.add(list(r.ids), self.kv.export(s, len(r.ids)))
+        leader_ids = {s: r.ids for s, r, _ in leaders}
+        plain: list[tuple[int, _Row, int]] = []
+        for s, r, ls, shared in followers:
+            if shared == len(r.ids) == len(leader_ids[ls]):  # identical prefix: nothing to compute
+                self.kv.copy_row(ls, s, shared)
+                r.length = shared
+                logits[s - first] = logits[ls - first]
+                self.stats.prefix_tokens_reused += shared
+            else:
+                n = min(shared, len(r.ids) - 1)
+                self.kv.copy_row(ls, s, n)
+                self.stats.prefix_tokens_reused += n
+                plain.append((s, r, n))
+        for s, row_logits in self._prefill(plain).items():
+            logits[s - first] = row_logits
+        return logits
+
+    def _prefill(self, items: list[tuple[int, _Row, int]]) -> dict[int, torch.Tensor]:
+        """Compute keys/values of ``row.ids[cached:]`` for each (slot, row, cached); return the
+        logits of each row's last prefix token. Rows of similar suffix length share a forward
+        pass of at most ``prefill_chunk`` tokens; a longer suffix is split into column chunks."""
+        out: dict[int, torch.Tensor] = {}
+        items = sorted(items, key=lambda x: len(x[1].ids) - x[2])
+        i = 0
+        while i < len(items):
+            n_max = len(items[i][1].ids) - items[i][2]  # widths ascend: the last member is the widest
+            group = [items[i]]
+            while i + len(group) < len(items):
+                cand = items[i + len(group)]
+                width = len(cand[1].ids) - cand[2]
+                if width * (len(group) + 1) > self.prefill_chunk:
+                    break
+                group.append(cand)
+                n_max = width
+            i += len(group)
+            for s, r, cached in group:
+                self.stats.prefix_tokens_recomputed += self.store.recomputed(r.ids, cached)
+                self.stats.prefill_tokens += len(r.ids) - cached
+            cols = max(1, self.prefill_chunk // len(group))
+            start = 0
+            while start < n_max:
+                end = min(n_max, start + cols)
+                logits = self._forward_cols(group, start, end)
+                for (s, r, cached), lg in zip(group, logits):
+                    if start <= len(r.ids) - cached - 1 < end:
+                        out[s] = lg
+                start = end
+            for s, r, _ in group:
+                r.length = len(r.ids)
+                self.store.mark_seen(r.ids)
+        return out
+
+    def _forward_cols(self, group, start: int, end: int) -> torch.Tensor:
+        """Columns ``start:end`` of each row's uncached suffix (rows shorter than that are padded)."""
+        cap = self.kv.capacity
+        R, N = len(group), end - start
+        ids = torch.full((R, N), 0, dtype=torch.long)
+        pos = torch.empty((R, N), dtype=torch.long)
+        length = torch.empty(R, dtype=torch.long)
+        last = torch.zeros(R, dtype=torch.long)
+        for b, (s, r, cached) in enumerate(group):
+            suffix = r.ids[cached + start : cached + end]
+            ids[b, : len(suffix)] = torch.tensor(suffix, dtype=torch.long) if suffix else ids[b, :0]
+            # padding sits past the row's length (masked, overwritten later by decoding)
+            pos[b] = torch.arange(cached + start, cached + start + N).clamp(max=cap - 1)
+            length[b] = min(len(r.ids), cached + end)
+            last[b] = max(0, min(N, len(suffix)) - 1)
+        rows = torch.tensor([s for s, _, _ in group], dtype=torch.long)
+        return self.fast.forward(ids, pos, rows, length, self.kv, last)
+
+    # -- decoding -------------------------------------------------------------------------------
+    def _decode(self, rows: list[_Row]) -> torch.Tensor:
+        R = len(rows)
+        ids = torch.tensor([[r.tokens[-1]] for r in rows], dtype=torch.long)
+        pos = torch.tensor([[r.length] for r in rows], dtype=torch.long)
+        for r in rows:
+            r.ids.append(r.tokens[-1])
+            r.length += 1
+        length = pos[:, 0] + 1
+        self.stats.decode_steps += 1
+        return self.fast.forward(ids, pos, torch.arange(R), length, self.kv, torch.zeros(R, dtype=torch.long))
+
+    def _sample(self, rows: list[_Row], logits_RV: torch.Tensor) -> None:
+        sp = [r.req.sampling for r in rows]
+        s = sample_tokens(
+            logits_RV,
+            torch.tensor([p.temperature for p in sp], dtype=torch.float32),
+            torch.tensor([p.top_k for p in sp], dtype=torch.long),
+            torch.tensor([p.top_p for p in sp], dtype=torch.float32),
+            self.generator,
+        )
+        toks, lps, ents = s.token_B.tolist(), s.logprob_B.tolist(), s.entropy_B.tolist()
+        for r, t, lp, en in zip(rows, toks, lps, ents):
+            r.tokens.append(t)
+            r.logps.append(lp)
+            r.ents.append(en)
+            if t in r.stop_ids:
+                r.finish = FinishReason.EOS
+            elif (hit := r.checker.find(r.tokens)) is not None:
+                r.finish, r.stop_string = FinishReason.STOP_STRING, hit
+            elif len(r.tokens) >= r.budget:
+                r.finish = FinishReason.LENGTH
+        self.stats.tokens_generated += len(rows)
+
+    def _retire(self, slot: int, r: _Row) -> None:
+        """Keep a finished row's keys/values for a request that extends it (the next turn)."""
+        if self.store.max_bytes > 0 and r.length > 0:
+            self.store.add(r.ids[: r.length], self.kv.export(slot, r.length), replaces=r.source_entry)
+
+    def _compact(self, rows: list[_Row]) -> list[_Row]:
+        """Drop finished rows; move the last live rows into the freed slots (rows stay 0..R-1)."""
+        live = [r for r in rows if r.finish is None]
+        if len(live) == len(rows):
+            return rows
+        slot_of = {id(r): s for s, r in enumerate(rows)}
+        for target, r in enumerate(live):
+            src = slot_of[id(r)]
+            if src != target:
+                self.kv.copy_row(src, target, r.length)
+        return live
