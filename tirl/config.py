@@ -59,11 +59,42 @@ class ToolsConfig(_Section):
     isolation: Literal["auto", "bwrap", "none"] = "auto"
 
 
+class EfficiencyRewardConfig(_Section):
+    """ET-Agent's efficiency-shaped reward ``R_corr·f_tool·f_len + R_format`` (ALGORITHMS.md §6,
+    arXiv 2601.06860 Eq. 1-3). Replaces the outcome reward when enabled."""
+
+    enabled: bool = False
+    sigma_tool: float = Field(0.1, ge=0.0)
+    """Initial σ of the tool-count factor (the paper's 0.1; the released yaml has 0.2)."""
+    sigma_len: float = Field(0.1, ge=0.0)
+    """Initial σ of the reasoning-length factor (the paper's 0.1; the released yaml has 0.5)."""
+    decay: bool = True
+    """Decay both σ linearly to 0 over the run (one curriculum round = one run's train.steps)."""
+    scale: float = Field(2.0, gt=0.0)
+    """Numerator of the sigmoid factors: 2 (released code, 1 at the group mean) or 1 (paper)."""
+
+
+class RMRewardConfig(_Section):
+    """AutoTraj's reward-model term (ALGORITHMS.md §7): ``R = max(S, S + weight·rm)`` when the
+    outcome score S > 0, so the reward model can only add; format violations stay at -1."""
+
+    path: str | None = None
+    """Directory of a trained trajectory reward model (``tirl rm train --out``); None disables."""
+    weight: float = Field(0.2, ge=0.0)
+    batch_size: int = Field(8, ge=1)
+
+
 class RewardConfig(_Section):
     format_violation: float = -1.0
     """Reward of a completion that breaks the protocol's format (ALGORITHMS.md §1)."""
     overlong_buffer: int = Field(0, ge=0)
     """DAPO soft overlong penalty buffer in tokens (0 disables it); the limit is max_response_tokens."""
+    efficiency: EfficiencyRewardConfig = EfficiencyRewardConfig()
+    rm: RMRewardConfig = RMRewardConfig()
+    otc_alpha: float = Field(0.0, ge=0.0)
+    """OTC tool-productivity reward ``α·r_tool·correct`` added to the outcome (ALGORITHMS.md §8); 0 disables."""
+    multi_tool_bonus: float = Field(0.0, ge=0.0)
+    """Tool-Star bonus for a correct answer that used both search and python (ALGORITHMS.md §8: 0.1); 0 disables."""
 
 
 class AlgoConfig(_Section):
@@ -115,6 +146,72 @@ class SFTConfig(_Section):
     all_trajectories: bool = False
 
 
+class RMConfig(_Section):
+    """Trajectory reward model training (``tirl rm train``; ALGORITHMS.md §7, AutoTraj's
+    LLaMA-Factory ``stage: rm`` settings): a scalar head on the base model, LoRA, Bradley-Terry."""
+
+    model: str | None = None
+    """Base model; None: model.name (the policy's base)."""
+    pairs: str | None = None
+    """Preference pairs JSONL (``tirl repair`` writes one: prompt, chosen, rejected)."""
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    lr: float = Field(1e-5, gt=0)
+    epochs: int = Field(2, ge=1)
+    batch_size: int = Field(8, ge=1)
+    val_fraction: float = Field(0.05, ge=0.0, lt=1.0)
+    """Held-out share of the pairs for pairwise accuracy."""
+    max_tokens: int = Field(1024, ge=8)
+    """Rendered pairs are cut to their last max_tokens tokens (the answer is at the end)."""
+
+
+class ParetoConfig(_Section):
+    """ET-Agent group-wise Pareto sampling (ALGORITHMS.md §6 Phase 2a, arXiv 2601.06860 §4.2.2)."""
+
+    samples_per_task: int = Field(8, ge=2)
+    """K rollouts per candidate task (released code 8; paper 16)."""
+    n_select: int = Field(64, ge=1)
+    """N tasks kept for the next round (released script 8000)."""
+    mixed_only: bool = True
+    """Keep only groups with both a correct and a wrong member (released code's post-filter)."""
+    qa_threshold: float = Field(0.75, ge=0.0, le=1.0)
+    """QA groups are mixed when one F1 >= this and one F1 < it."""
+
+
+class RepairConfig(_Section):
+    """AutoTraj trajectory scoring and repair (ALGORITHMS.md §7, arXiv 2601.23032)."""
+
+    keep_all: float = Field(0.90, ge=0.0, le=1.0)
+    """Keep every correct trajectory of a task when all score >= this."""
+    keep_best: float = Field(0.86, ge=0.0, le=1.0)
+    """Otherwise keep the best when it scores >= this; the rest go to the repairer."""
+    accept_correct: float = Field(0.86, ge=0.0, le=1.0)
+    """Accept the repair of a correct low-quality trajectory when correct and scoring >= this."""
+    accept_wrong: float = Field(0.80, ge=0.0, le=1.0)
+    """Accept the repair of a wrong trajectory when correct and scoring >= this."""
+    max_tool_calls: int = Field(3, ge=0)
+    """Tool calls allowed to the repairer (AutoTraj: at most 3)."""
+    repairer: str | None = None
+    """Repairer model (alias, directory or hub id); None: the policy itself."""
+    temperature: float = Field(0.0, ge=0.0)
+    """Repairer sampling temperature (AutoTraj repairs greedily)."""
+
+
+class FlywheelConfig(_Section):
+    """ET-Agent self-evolving data flywheel (ALGORITHMS.md §6, arXiv 2601.06860 §4.1, Alg. 1)."""
+
+    rounds: int = Field(3, ge=0)
+    """Evolution rounds per task (released code MAX_EVOLVE_TRAJECTORIES_TIMES=3)."""
+    initial_samples: int = Field(2, ge=1)
+    """Rollouts per task before evolving."""
+    judge: str | None = None
+    """Judge / refiner model; None: the policy itself (as the paper describes)."""
+    hint: str = "Wait, perhaps I should use Python tools and rethink this problem."
+    """Hint injected after a wrong trajectory's flawed step (paper Fig. 9, math)."""
+    extra_tool_calls: int = Field(4, ge=0)
+    """Extra tool calls allowed to an evolved continuation (released code +4)."""
+
+
 class TrainConfig(_Section):
     steps: int = Field(20, ge=0)
     tasks_per_step: int = Field(8, ge=1)
@@ -148,6 +245,10 @@ class Config(_Section):
     optim: OptimConfig = OptimConfig()
     sft: SFTConfig = SFTConfig()
     train: TrainConfig = TrainConfig()
+    rm: RMConfig = RMConfig()
+    pareto: ParetoConfig = ParetoConfig()
+    repair: RepairConfig = RepairConfig()
+    flywheel: FlywheelConfig = FlywheelConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> "Config":

@@ -9,7 +9,8 @@ from tirl.config import Config
 from tirl.engine import HFEngine
 from tirl.protocol import Protocol, make_protocol
 from tirl.rewards.base import RewardSpec
-from tirl.rewards.presets import default_rewards
+from tirl.rewards.presets import config_rewards
+from tirl.rewards.schedule import Progress
 from tirl.rollout import RolloutConfig
 from tirl.tasks import load_tasks
 from tirl.tools import make_tool
@@ -31,8 +32,15 @@ def rollout_config(cfg: Config, temperature: float | None = None) -> RolloutConf
     return cfg.rollout if temperature is None else cfg.rollout.model_copy(update={"temperature": temperature})
 
 
-def rewards(cfg: Config, protocol: Protocol) -> list[RewardSpec]:
-    return default_rewards(protocol, cfg.reward.format_violation, cfg.reward.overlong_buffer, cfg.rollout.max_response_tokens)
+def rewards(cfg: Config, protocol: Protocol, progress: Progress | None = None) -> list[RewardSpec]:
+    """The run's reward specs; ``progress`` (owned by the trainer) drives scheduled rewards
+    (ET-Agent's σ decay). A configured reward model is loaded here, once."""
+    scorer = None
+    if cfg.reward.rm.path:
+        from tirl.rm.model import RewardModelScorer
+
+        scorer = RewardModelScorer.load(cfg.reward.rm.path, batch_size=cfg.reward.rm.batch_size)
+    return config_rewards(cfg.reward, protocol, cfg.rollout.max_response_tokens, progress, scorer)
 
 
 def tasks(cfg: Config, split: str, n: int) -> list[Task]:

@@ -22,6 +22,7 @@ from tirl.algo import ADVANTAGES, AdvantageConfig, nonzero_variance_groups
 from tirl.config import Config, save_config
 from tirl.eval.runner import EvalReport, evaluate_async
 from tirl.rewards.compose import apply_rewards
+from tirl.rewards.schedule import Progress
 from tirl.rollout import rollout
 from tirl.train import components as C
 from tirl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -53,7 +54,8 @@ class RLTrainer:
         self.policy = Policy(cfg, model_name)
         self.tokenizer = self.policy.tokenizer
         self.rt = C.build_runtime(cfg, self.policy.generation_model(), self.tokenizer, seed=cfg.train.seed)
-        self.rewards = C.rewards(cfg, self.rt.protocol)
+        self.progress = Progress(step=0, total=cfg.train.steps)  # read by scheduled rewards (ET-Agent σ decay)
+        self.rewards = C.rewards(cfg, self.rt.protocol, self.progress)
         self.stream = TaskStream(C.tasks(cfg, "train", cfg.task.n_train), seed=cfg.train.seed)
         self.eval_tasks = C.tasks(cfg, cfg.task.eval_split, cfg.task.n_eval)
         o = cfg.optim
@@ -103,6 +105,7 @@ class RLTrainer:
         t0 = time.perf_counter()
         self.policy.model.eval()
         gen0 = self.rt.engine.tokens_generated
+        self.progress.step = self.step
         tasks, groups, sstats = self.sample_batch()
         t_roll = time.perf_counter() - t0
         trajs = [t for g in groups for t in g]
