@@ -154,8 +154,10 @@ def eval_cmd(
     max_response_tokens: int = typer.Option(384, help="Token budget after the prompt."),
     protocol: str = typer.Option("tag", help="tag or hermes."),
     out: Optional[Path] = typer.Option(None, help="Write eval.json and trajectories here."),
+    judge: Optional[str] = typer.Option(None, help="Conciseness judge (ET-Agent): 'policy' (the evaluated model) or a model alias, directory or hub id."),
 ):
-    """Evaluate a model with the same tool loop as training: accuracy, pass@k, maj@k, tool metrics."""
+    """Evaluate a model with the same tool loop as training: accuracy, pass@k, maj@k, tool metrics,
+    ET-Agent's Efficiency / Successful Execution / Reasoning length (and Conciseness with --judge)."""
     import asyncio
 
     from tirl.eval.runner import evaluate_async
@@ -178,9 +180,18 @@ def eval_cmd(
     tasks = C.tasks(cfg, split, n_tasks)
     ks = [k for k in (1, 4, 8, 16) if k <= n]
 
+    chat_judge = None
+    if judge is not None:
+        from tirl.judge.llm import ChatModel, make_engine
+
+        try:
+            chat_judge = ChatModel(make_engine(judge, rt.engine, seed=cfg.train.seed))
+        except ValueError as e:
+            _fail(str(e))
+
     async def go(progress):
         try:
-            return await evaluate_async(rt.engine, rt.protocol, tasks, n, C.rollout_config(cfg), ks, C.rewards(cfg, rt.protocol), on_finished=Counter(progress, "eval rollouts", len(tasks) * n))
+            return await evaluate_async(rt.engine, rt.protocol, tasks, n, C.rollout_config(cfg), ks, C.rewards(cfg, rt.protocol), on_finished=Counter(progress, "eval rollouts", len(tasks) * n), judge=chat_judge)
         finally:
             await rt.aclose()
 

@@ -7,8 +7,8 @@
 - ``maj_at_k``: majority vote over the first k extracted answers, with answers grouped into
   equivalence classes by a caller-supplied ``same`` (math equivalence, normalised strings).
 - ``mean_pass_at_k``: the per-task estimates averaged over tasks, for several k at once.
-- ``efficiency``, ``successful_execution``, ``reasoning_length``: ET-Agent's behaviour metrics
-  (ALGORITHMS.md §6), averaged over trajectories.
+- ``efficiency``, ``successful_execution``, ``reasoning_length``, ``conciseness``: ET-Agent's
+  behaviour metrics (ALGORITHMS.md §6; arXiv 2601.06860 §5, App. C.3), averaged over trajectories.
 """
 
 from __future__ import annotations
@@ -121,3 +121,10 @@ def successful_execution(correct: Sequence[float], failed_calls: Sequence[int]) 
 def reasoning_length(correct: Sequence[float], lengths: Sequence[int]) -> float:
     """``mean(P_i / L_i)`` with L_i the policy tokens (tool results excluded); 0 for L_i = 0."""
     return _mean([p / n if n > 0 else 0.0 for p, n in zip(correct, lengths, strict=True)])
+
+
+def conciseness(verdicts: Sequence[bool | None]) -> float | None:
+    """``N_nr / N``: share of trajectories a judge found free of redundant tool calls. Unreadable
+    verdicts (None) are left out of N; None when no verdict could be read."""
+    read = [v for v in verdicts if v is not None]
+    return sum(read) / len(read) if read else None

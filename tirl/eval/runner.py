@@ -13,7 +13,11 @@ uses (``tirl.rollout.rollout``), applies the reward specs (by default
   (``tirl.eval.equivalence``);
 - tool use: calls per task (mean calls per attempt, i.e. per trajectory), share of
   trajectories that call a tool, share of calls that succeed; turns and void turns;
-  mean response (policy) tokens; format-ok rate; stop reasons; ET-Agent's §6 metrics.
+  mean response (policy) tokens; format-ok rate; stop reasons; ET-Agent's §6 metrics:
+  Efficiency ``mean(P/T)``, Successful Execution ``mean(P/max(failed calls, 1))``, Reasoning
+  length ``mean(P/L)`` (reported x1000, L = policy tokens, tool results excluded) and, when a judge
+  is given, Conciseness (share of trajectories the judge finds free of redundant calls). P is the
+  verifier's score (1/0 for math, token F1 for QA), as in ET-Agent's evaluation code.
 
 Infrastructure failures (stop reason ``error``) are counted and left out of every score, as in
 training (DESIGN.md invariant 5). A task whose samples were partly dropped enters pass@k only
@@ -28,17 +32,21 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING
 
 from tirl.engine.base import Engine
 from tirl.eval.equivalence import same_fn
-from tirl.eval.metrics import efficiency, majority_answer, pass_at_k, reasoning_length, successful_execution
+from tirl.eval.metrics import conciseness, efficiency, majority_answer, pass_at_k, reasoning_length, successful_execution
 from tirl.protocol.base import Protocol
 from tirl.rewards.base import RewardSpec
 from tirl.rewards.compose import apply_rewards
 from tirl.rewards.presets import default_rewards
 from tirl.rewards.verify import score_answer
 from tirl.rollout.agent_loop import RolloutConfig, rollout
-from tirl.types import StopReason, Task, Trajectory
+from tirl.types import Observation, StopReason, Task, Trajectory
+
+if TYPE_CHECKING:
+    from tirl.judge.llm import ChatModel
 
 
 @dataclass
@@ -84,9 +92,14 @@ class EvalReport:
     efficiency: float
     successful_execution: float
     reasoning_length: float
+    """ET-Agent's mean(P/L), x1000 (the paper's tables read about 3 at this scale)."""
     stop_reasons: dict[str, int]
     infra_errors: int
     wall_s: float
+    conciseness: float | None = None
+    """Share of judged trajectories with no redundant tool call (needs a judge); None without one."""
+    conciseness_unread: int = 0
+    """Judge replies that could not be read (left out of conciseness)."""
     per_task: list[TaskEval] = field(default_factory=list)
     groups: list[list[Trajectory]] = field(default_factory=list, repr=False, compare=False)
 
@@ -140,11 +153,22 @@ class EvalReport:
             ("mean response tokens", f"{self.mean_policy_tokens:.1f}"),
             ("efficiency (ET-Agent)", f"{self.efficiency:.3f}"),
             ("successful execution", f"{self.successful_execution:.3f}"),
+            ("reasoning length (P/L x1000)", f"{self.reasoning_length:.3f}"),
+        ]
+        if self.conciseness is not None:
+            rows.append(("conciseness (judge)", f"{self.conciseness:.3f}" + (f" ({self.conciseness_unread} unread)" if self.conciseness_unread else "")))
+        rows += [
             ("stop reasons", stops),
             ("infra errors (dropped)", str(self.infra_errors)),
             ("wall time", f"{self.wall_s:.1f} s"),
         ]
         return rows
+
+
+def failed_call(obs: Observation | None) -> bool:
+    """ET-Agent's "wrong" call (App. C.3: empty, timed-out or erroring results): a call whose
+    observation is not ok (an error, a timeout, a malformed call) or that got no observation."""
+    return obs is None or not obs.ok or obs.timed_out or not obs.output.strip()
 
 
 def _score(task: Task, traj: Trajectory) -> float:
@@ -204,7 +228,7 @@ def summarize_eval(
     binary = [1.0 if s >= 1.0 else 0.0 for s in scores]
     calls = [s for t in scored for s in t.steps if s.call is not None]
     answered = [s for s in calls if s.observation is not None]
-    failed_calls = [sum(1 for s in t.steps if s.observation is not None and not s.observation.ok) for t in scored]
+    failed_calls = [sum(1 for s in t.steps if s.call is not None and failed_call(s.observation)) for t in scored]
     tool_tokens = [t.metrics.get("tool_tokens", 0.0) for t in scored]
     all_trajs = [t for g in groups for t in g]
     return EvalReport(
@@ -225,9 +249,9 @@ def summarize_eval(
         void_turn_rate=sum(1 for t in scored if t.stop_reason is StopReason.VOID_TURN) / n,
         mean_policy_tokens=sum(t.n_policy_tokens for t in scored) / n,
         mean_tool_tokens=sum(tool_tokens) / n,
-        efficiency=efficiency(binary, [t.n_tool_calls for t in scored]),
-        successful_execution=successful_execution(binary, failed_calls),
-        reasoning_length=reasoning_length(binary, [t.n_policy_tokens for t in scored]),
+        efficiency=efficiency(scores, [t.n_tool_calls for t in scored]),
+        successful_execution=successful_execution(scores, failed_calls),
+        reasoning_length=1000.0 * reasoning_length(scores, [t.n_policy_tokens for t in scored]),
         stop_reasons=dict(Counter(t.stop_reason.value if t.stop_reason else "none" for t in all_trajs)),
         infra_errors=len(all_trajs) - len(scored),
         wall_s=wall_s,
@@ -245,15 +269,29 @@ async def evaluate_async(
     ks: Sequence[int] = (1, 4, 8),
     rewards: list[RewardSpec] | None = None,
     on_finished: Callable[[int], None] | None = None,
+    judge: "ChatModel | None" = None,
 ) -> EvalReport:
-    """``evaluate`` for callers already inside an event loop."""
+    """``evaluate`` for callers already inside an event loop; ``judge`` adds Conciseness."""
     _eval_ks(ks, n_samples)  # fail before sampling, not after
     cfg = (rollout_cfg or RolloutConfig()).model_copy(update={"group_size": n_samples})
     t0 = time.perf_counter()
     groups = await rollout(engine, protocol, tasks, cfg, on_finished=on_finished)
     wall = time.perf_counter() - t0
     apply_rewards(list(zip(tasks, groups)), rewards if rewards is not None else default_rewards(protocol))
-    return summarize_eval(tasks, groups, protocol, n_samples, ks, wall)
+    report = summarize_eval(tasks, groups, protocol, n_samples, ks, wall)
+    if judge is not None:
+        add_conciseness(report, tasks, judge)
+    return report
+
+
+def add_conciseness(report: EvalReport, tasks: Sequence[Task], judge: "ChatModel") -> None:
+    """Judge every scored trajectory of ``report`` for redundant tool calls (ET-Agent App. E.1)."""
+    from tirl.judge.roles import judge_conciseness
+
+    pairs = [(task, t) for task, g in zip(tasks, report.groups) for t in g if t.stop_reason is not StopReason.ERROR]
+    verdicts = judge_conciseness(judge, [p[0] for p in pairs], [p[1] for p in pairs])
+    report.conciseness = conciseness(verdicts)
+    report.conciseness_unread = sum(1 for v in verdicts if v is None)
 
 
 def evaluate(
