@@ -134,3 +134,4 @@ def test_prefix_store_lookup_eviction_and_recompute_count():
     assert s.recomputed(a, start=BLOCK) == 2 * BLOCK  # a's blocks were computed before
     s.clear()
     assert s.recomputed(a, start=0) == 0
+

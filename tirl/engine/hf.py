@@ -77,6 +77,14 @@ class HFEngine:
         """Prefill tokens the engine had computed before (since the last weight change)."""
         return self.batcher.stats.prefix_tokens_recomputed if self.batcher else 0
 
+    def counters(self) -> dict[str, int]:
+        """Cumulative work counters (the trainer logs their per-step differences)."""
+        c = {"tokens_generated": self.tokens_generated}
+        if self.batcher is not None:
+            st = self.batcher.stats
+            c.update(prefill_tokens=st.prefill_tokens, prefix_tokens_reused=st.prefix_tokens_reused, prefix_tokens_recomputed=st.prefix_tokens_recomputed)
+        return c
+
     def sync_weights(self) -> None:
         """Copy the model's current weights into the fast path (also done automatically when the
         parameters changed in place) and drop cached prefixes."""

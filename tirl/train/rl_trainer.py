@@ -37,6 +37,12 @@ from tirl.train.update import policy_update
 from tirl.types import StopReason, Task, Trajectory
 
 
+def engine_counters(engine) -> dict[str, int]:
+    """An engine's cumulative work counters (prefill, reused prefix...), where it keeps them."""
+    get = getattr(engine, "counters", None)
+    return get() if callable(get) else {}
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -105,12 +111,14 @@ class RLTrainer:
         t0 = time.perf_counter()
         self.policy.model.eval()
         gen0 = self.rt.engine.tokens_generated
+        counters0 = engine_counters(self.rt.engine)
         self.progress.step = self.step
         tasks, groups, sstats = self.sample_batch()
         t_roll = time.perf_counter() - t0
         trajs = [t for g in groups for t in g]
         metrics: dict = {f"rollout/{k}": float(v) for k, v in sstats.items()}
         metrics.update(self._rollout_metrics(trajs, t_roll, self.rt.engine.tokens_generated - gen0))
+        metrics.update({f"engine/{k}": float(v - counters0.get(k, 0)) for k, v in engine_counters(self.rt.engine).items() if k != "tokens_generated"})
         stats = None
         if trajs:
             reward_B = torch.tensor([t.reward for t in trajs])
