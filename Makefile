@@ -6,7 +6,7 @@ PIP   := $(VENV)/bin/pip -q --disable-pip-version-check
 STAMP := $(VENV)/.tirl-installed
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
-.PHONY: setup demo test test-fast bench-sandbox clean
+.PHONY: setup demo test test-fast test-integration bench-sandbox clean
 
 $(STAMP): pyproject.toml Makefile scripts/ensure_bwrap.sh
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "tirl needs Python 3.11 (set PYTHON=/path/to/python3.11)")'
@@ -29,7 +29,14 @@ test: setup
 	$(PY) -m pytest -q
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow and not integration"
+
+# Tests against a real local server: llama.cpp's OpenAI-compatible server with the packaged
+# SmolLM2 GGUF, started and stopped by the tests themselves. llama-cpp-python compiles llama.cpp
+# from source on first install (a few minutes; niced so it does not starve other work).
+test-integration: setup
+	$(PY) -c 'import llama_cpp.server' 2>/dev/null || nice -n 10 $(PIP) install 'llama-cpp-python[server]==0.3.36'
+	$(PY) -m pytest -q -m integration
 
 bench-sandbox: setup
 	$(PY) bench/sandbox.py

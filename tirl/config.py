@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tirl.engine.hf import HFEngineConfig
+from tirl.engine.openai import OpenAIEngineConfig
 from tirl.rollout.agent_loop import RolloutConfig
 
 
@@ -249,6 +250,18 @@ class Config(_Section):
     pareto: ParetoConfig = ParetoConfig()
     repair: RepairConfig = RepairConfig()
     flywheel: FlywheelConfig = FlywheelConfig()
+    endpoints: dict[str, OpenAIEngineConfig] = {}
+    """Named OpenAI-compatible servers (experts, judges, repairers, API models to evaluate),
+    e.g. ``endpoints.judge.base_url=http://127.0.0.1:8000/v1``; other sections name one as
+    ``openai:<name>``."""
+
+    def endpoint(self, name: str) -> OpenAIEngineConfig:
+        """The endpoint called ``name`` (``openai:`` prefix allowed), or a clear error."""
+        key = name.removeprefix("openai:")
+        if key not in self.endpoints:
+            known = ", ".join(sorted(self.endpoints)) or "none configured"
+            raise ConfigError(f"config error: no endpoint {key!r} in endpoints (known: {known})")
+        return self.endpoints[key]
 
     @model_validator(mode="after")
     def _consistent(self) -> "Config":

@@ -1,4 +1,5 @@
 from tirl.engine.base import Completion, Engine, FinishReason, GenerationRequest, SamplingParams
 from tirl.engine.hf import HFEngine, HFEngineConfig
+from tirl.engine.openai import OpenAIEngine, OpenAIEngineConfig, OpenAIEngineError
 
-__all__ = ["Completion", "Engine", "FinishReason", "GenerationRequest", "HFEngine", "HFEngineConfig", "SamplingParams"]
+__all__ = ["Completion", "Engine", "FinishReason", "GenerationRequest", "HFEngine", "HFEngineConfig", "OpenAIEngine", "OpenAIEngineConfig", "OpenAIEngineError", "SamplingParams"]
