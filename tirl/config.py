@@ -177,6 +177,10 @@ class ParetoConfig(_Section):
     """Keep only groups with both a correct and a wrong member (released code's post-filter)."""
     qa_threshold: float = Field(0.75, ge=0.0, le=1.0)
     """QA groups are mixed when one F1 >= this and one F1 < it."""
+    n_candidates: int = Field(256, ge=1)
+    """Candidate training tasks sampled each round (ET-Agent samples every source question)."""
+    rounds: int = Field(3, ge=1)
+    """Curriculum rounds of (Pareto sampling, RL); σ decays to 0 within each (ET-Agent: 3)."""
 
 
 class RepairConfig(_Section):
@@ -207,6 +211,8 @@ class FlywheelConfig(_Section):
     """Rollouts per task before evolving."""
     judge: str | None = None
     """Judge / refiner model; None: the policy itself (as the paper describes)."""
+    judge_max_tokens: int = Field(512, ge=1)
+    """Token budget of one judge reply (greedy)."""
     hint: str = "Wait, perhaps I should use Python tools and rethink this problem."
     """Hint injected after a wrong trajectory's flawed step (paper Fig. 9, math)."""
     extra_tool_calls: int = Field(4, ge=0)

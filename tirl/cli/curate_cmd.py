@@ -79,3 +79,68 @@ def repair_cmd(
                   f"{c['to_repair_correct']} low-quality + {c['to_repair_wrong']} wrong: {c['accepted']} accepted, {c['hard_cases']} hard cases")
     console.print(f"SFT set {out / 'sft.jsonl'} ({len(res.sft)}; tirl sft sft.source={out / 'sft.jsonl'}), "
                   f"pairs {out / 'pairs.jsonl'} ({len(res.pairs)}; tirl rm train {out / 'pairs.jsonl'})")
+
+
+def flywheel_cmd(
+    overrides: Optional[List[str]] = typer.Argument(None, help="section.field=value overrides (model.*, task.*, rollout.*, flywheel.*)."),
+    out: Path = typer.Option(Path("runs/flywheel"), help="Buffer directory (resumes when it exists); rft.jsonl is written here."),
+    n_tasks: int = typer.Option(32, min=1, help="Training tasks to evolve."),
+):
+    """ET-Agent data flywheel: initial rollouts, then flywheel.rounds rounds evolving each task's best
+    not-yet-evolved trajectory (redundant-step removal / re-rollout if correct; first-flaw correction
+    and hint injection if wrong), continued by the policy with real tool execution. Writes the RFT set."""
+    import asyncio
+
+    from tirl.curate.flywheel import rft_set, run_flywheel
+    from tirl.engine.base import SamplingParams
+    from tirl.judge.llm import ChatModel, make_engine
+    from tirl.rollout import write_jsonl
+    from tirl.train import components as C
+    from tirl.train.policy import Policy
+
+    cfg = _config(overrides)
+    policy = Policy(cfg)
+    policy.model.eval()
+    rt = C.build_runtime(cfg, policy.model, policy.tokenizer, seed=cfg.train.seed)
+    try:
+        judge = ChatModel(make_engine(cfg.flywheel.judge, rt.engine, seed=cfg.train.seed), SamplingParams(temperature=0.0, max_new_tokens=cfg.flywheel.judge_max_tokens))
+    except ValueError as e:
+        _fail(str(e))
+    tasks = C.tasks(cfg, "train", n_tasks)
+    console.print(f"[bold]tirl flywheel[/] {len(tasks)} tasks, {cfg.flywheel.rounds} rounds, judge {cfg.flywheel.judge or 'the policy'} -> {out}")
+
+    async def go():
+        try:
+            return await run_flywheel(tasks, out, rt.engine, judge, rt.protocol, policy.tokenizer, C.rollout_config(cfg), cfg.flywheel, say=console.print)
+        finally:
+            await rt.aclose()
+
+    buf = asyncio.run(go())
+    rft = rft_set(buf, rt.protocol)
+    write_jsonl(out / "rft.jsonl", rft)
+    n_ok = sum(e.correct for e in buf.entries.values())
+    console.print(f"buffer: {len(buf.entries)} trajectories, {n_ok} correct; RFT set {out / 'rft.jsonl'} ({len(rft)}; "
+                  f"tirl sft sft.source={out / 'rft.jsonl'})")
+
+
+def curriculum_cmd(
+    recipe: Optional[str] = typer.Argument("et_agent", help="Recipe (default et_agent)."),
+    overrides: Optional[List[str]] = typer.Argument(None, help="section.field=value overrides (pareto.rounds, pareto.n_select, train.steps, ...)."),
+):
+    """ET-Agent curriculum: pareto.rounds x (group-wise Pareto task sampling, RL with σ decaying over
+    the round). Each round's tasks and model live in RUN/roundN; rerunning resumes."""
+    from tirl.curate.curriculum import run_curriculum
+
+    overrides = list(overrides or [])
+    if recipe and "=" in recipe:
+        overrides.insert(0, recipe)
+        recipe = "et_agent"
+    try:
+        cfg = load_config(recipe, overrides)
+    except ConfigError as e:
+        _fail(str(e))
+    console.print(f"[bold]tirl curriculum[/] {recipe}: {cfg.pareto.rounds} rounds x ({cfg.pareto.n_candidates} candidates x "
+                  f"{cfg.pareto.samples_per_task} samples -> {cfg.pareto.n_select} tasks, {cfg.train.steps} RL steps) -> {cfg.run_dir}")
+    final = run_curriculum(cfg, say=console.print, on_step=lambda step, m: console.print(
+        f"step {step:>4}  reward {m.get('reward/mean', 0):.3f}  acc {m.get('reward/accuracy', 0):.3f}  tools {m.get('rollout/tool_calls', 0):.2f}"))
+    console.print(f"final model: {final} (evaluate with: tirl eval --model {final})")
