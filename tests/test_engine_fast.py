@@ -135,3 +135,16 @@ def test_prefix_store_lookup_eviction_and_recompute_count():
     s.clear()
     assert s.recomputed(a, start=0) == 0
 
+
+
+def test_groups_of_tasks_sharing_a_system_prompt_prefill_each_part_once(tiny):
+    eng = HFEngine(tiny.model, tiny.tokenizer, HFEngineConfig())
+    system = _ids(tiny, "You are a helpful assistant that runs tools; think, call python, answer in a box. " * 2)
+    q1, q2 = _ids(tiny, " First question: what is 12 + 30?"), _ids(tiny, " Second question: what is 7 * 6?")
+    from tirl.engine.prefix_store import common_prefix
+
+    p1, p2 = system + q1, system + q2
+    sp = SamplingParams(temperature=1.0, max_new_tokens=4)
+    eng.generate([GenerationRequest(p, sp) for p in (p2, p1, p2, p1, p1, p2)])
+    # one full prompt, then only the part of the other prompt after the shared prefix
+    assert eng.batcher.stats.prefill_tokens == len(p1) + len(p2) - common_prefix(p1, p2)

@@ -113,54 +113,57 @@ class ContinuousBatcher:
             f = self.fast
             self.kv = KVCache(f.n_layers, self.max_batch, f.n_kv, f.head_dim, need)
         self.kv.ensure(need + 1)
-        # leaders are prefilled (from a stored prefix when there is one); a follower shares a
-        # prefix with an earlier leader of this admission and copies that leader's slot
-        leaders: list[tuple[int, _Row, int]] = []  # (slot, row, tokens already cached)
-        followers: list[tuple[int, _Row, int, int]] = []  # (slot, row, leader slot, shared tokens)
+        # Each new row takes the longest prefix it can: from a row admitted just before it (new
+        # rows are in sorted order, so the longest shared prefix is with the previous row; among
+        # the run of rows sharing that much, the shallowest is used) or from the prefix store.
+        # Rows are then computed in phases by depth: a row copies its source's keys/values
+        # (its source sits one phase earlier) and prefills only the rest; an identical prefix
+        # also copies the last logits and computes nothing.
+        B = len(new)
+        depth, source, shared = [0] * B, [-1] * B, [0] * B
+        adjacent = [0] + [common_prefix(new[j - 1].ids, new[j].ids) for j in range(1, B)]
+        cached = [0] * B
         for j, r in enumerate(new):
-            slot = first + j
-            best_slot, shared = None, 0
-            for ls, lr, _ in leaders[-1:]:  # sorted order: the previous leader shares the most
-                n = common_prefix(lr.ids, r.ids)
-                if n >= BLOCK or n == len(r.ids):
-                    best_slot, shared = ls, n
+            n = adjacent[j]
+            if j and (n >= BLOCK or n == len(r.ids)):
+                k, best = j - 1, j - 1
+                while k >= 1 and adjacent[k] >= n:
+                    k -= 1
+                    best = k if depth[k] < depth[best] else best
+                source[j], shared[j], depth[j] = best, n, depth[best] + 1
             eid, stored = self.store.lookup(r.ids)
-            if best_slot is not None and shared >= stored:
-                followers.append((slot, r, best_slot, shared))
-            else:
-                n = min(stored, len(r.ids) - 1)
-                if eid is not None and n > 0:
-                    self.kv.load(slot, self.store.get(eid).kv, n)
-                    r.source_entry = eid
-                    self.stats.prefix_tokens_reused += n
+            if stored > shared[j] and min(stored, len(r.ids) - 1) > 0:
+                source[j], shared[j], depth[j] = -1, 0, 0
+                cached[j] = min(stored, len(r.ids) - 1)
+                self.kv.load(first + j, self.store.get(eid).kv, cached[j])
+                r.source_entry = eid
+                self.stats.prefix_tokens_reused += cached[j]
+        logits = torch.empty(B, self.fast.vocab)
+        for d in range(max(depth) + 1):
+            todo: list[tuple[int, _Row, int]] = []
+            for j, r in enumerate(new):
+                if depth[j] != d:
+                    continue
+                if source[j] < 0:
+                    todo.append((first + j, r, cached[j]))
+                    continue
+                src = new[source[j]]
+                if shared[j] == len(r.ids) == len(src.ids):  # identical prefix: nothing to compute
+                    self.kv.copy_row(first + source[j], first + j, shared[j])
+                    r.length = shared[j]
+                    logits[j] = logits[source[j]]
+                    self.stats.prefix_tokens_reused += shared[j]
                 else:
-                    n = 0
-                leaders.append((slot, r, n))
-        logits = torch.empty(len(new), self.fast.vocab)
-        got = self._prefill([(s, r, n) for s, r, n in leaders])
-        for s, row_logits in got.items():
-            logits[s - first] = row_logits
-        # keep a leader's prompt for requests still waiting that share it
+                    n = min(shared[j], len(r.ids) - 1)
+                    self.kv.copy_row(first + source[j], first + j, n)
+                    self.stats.prefix_tokens_reused += n
+                    todo.append((first + j, r, n))
+            for s, row_logits in self._prefill(todo).items():
+                logits[s - first] = row_logits
+        # keep the prompt of the last new row for requests still waiting that share it
         nxt = requests[pending[0]].prefix_ids if pending else None
-        if nxt is not None and self.store.max_bytes > 0:
-            for s, r, _ in leaders:
-                if common_prefix(r.ids, nxt) >= BLOCK:
-                    self.store.add(list(r.ids), self.kv.export(s, len(r.ids)))
-        leader_ids = {s: r.ids for s, r, _ in leaders}
-        plain: list[tuple[int, _Row, int]] = []
-        for s, r, ls, shared in followers:
-            if shared == len(r.ids) == len(leader_ids[ls]):  # identical prefix: nothing to compute
-                self.kv.copy_row(ls, s, shared)
-                r.length = shared
-                logits[s - first] = logits[ls - first]
-                self.stats.prefix_tokens_reused += shared
-            else:
-                n = min(shared, len(r.ids) - 1)
-                self.kv.copy_row(ls, s, n)
-                self.stats.prefix_tokens_reused += n
-                plain.append((s, r, n))
-        for s, row_logits in self._prefill(plain).items():
-            logits[s - first] = row_logits
+        if nxt is not None and self.store.max_bytes > 0 and common_prefix(new[-1].ids, nxt) >= BLOCK:
+            self.store.add(list(new[-1].ids), self.kv.export(first + B - 1, len(new[-1].ids)))
         return logits
 
     def _prefill(self, items: list[tuple[int, _Row, int]]) -> dict[int, torch.Tensor]:
