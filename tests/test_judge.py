@@ -70,8 +70,17 @@ def test_judge_conciseness_through_an_engine(tiny):
 def test_make_engine_choices(tiny):
     policy = ReplyEngine(tiny.tokenizer, [])
     assert make_engine(None, policy) is policy and make_engine("policy", policy) is policy
-    with pytest.raises(ValueError, match="OpenAI-compatible"):
+    with pytest.raises(ValueError, match="name a configured endpoint"):
         make_engine("http://localhost:8000/v1", policy)
+    from tirl.config import ConfigError, load_config
+    from tirl.engine.openai import OpenAIEngine
+
+    cfg = load_config(None, ["endpoints.judge.base_url=http://127.0.0.1:9/v1", "endpoints.judge.tokenizer=null"])
+    remote = make_engine("openai:judge", policy, endpoints=cfg.endpoint)
+    assert isinstance(remote, OpenAIEngine) and remote.tokenizer is tiny.tokenizer  # no tokenizer named: the policy's
+    remote.close()
+    with pytest.raises(ConfigError, match="no endpoint 'nope'"):
+        make_engine("openai:nope", policy, endpoints=cfg.endpoint)
     assert make_engine("tiny-random", policy).tokenizer is not None
 
 

@@ -49,7 +49,7 @@ def repair_cmd(
     policy.model.eval()
     rt = C.build_runtime(cfg, policy.model, policy.tokenizer, seed=cfg.train.seed)
     try:
-        repairer = make_engine(cfg.repair.repairer, rt.engine, seed=cfg.train.seed)
+        repairer = make_engine(cfg.repair.repairer, rt.engine, seed=cfg.train.seed, endpoints=cfg.endpoint)
     except ValueError as e:
         _fail(str(e))
     tasks = C.tasks(cfg, "train", n_tasks)
@@ -103,7 +103,7 @@ def flywheel_cmd(
     policy.model.eval()
     rt = C.build_runtime(cfg, policy.model, policy.tokenizer, seed=cfg.train.seed)
     try:
-        judge = ChatModel(make_engine(cfg.flywheel.judge, rt.engine, seed=cfg.train.seed), SamplingParams(temperature=0.0, max_new_tokens=cfg.flywheel.judge_max_tokens))
+        judge = ChatModel(make_engine(cfg.flywheel.judge, rt.engine, seed=cfg.train.seed, endpoints=cfg.endpoint), SamplingParams(temperature=0.0, max_new_tokens=cfg.flywheel.judge_max_tokens))
     except ValueError as e:
         _fail(str(e))
     tasks = C.tasks(cfg, "train", n_tasks)

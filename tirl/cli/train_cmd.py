@@ -185,7 +185,7 @@ def eval_cmd(
         from tirl.judge.llm import ChatModel, make_engine
 
         try:
-            chat_judge = ChatModel(make_engine(judge, rt.engine, seed=cfg.train.seed))
+            chat_judge = ChatModel(make_engine(judge, rt.engine, seed=cfg.train.seed, endpoints=cfg.endpoint))
         except ValueError as e:
             _fail(str(e))
 

@@ -3,9 +3,10 @@
 ``ChatModel.chat(conversations)`` renders each conversation with the engine's tokenizer chat
 template, generates once per conversation and returns the decoded replies. Prompts are
 ``string.Template`` files (``$question``, ``$trajectory``): ``$`` placeholders leave the
-``\\boxed{}`` and ``<tag>`` text of trajectories untouched. ``make_chat_model`` builds the
-judge / refiner / repairer a config names: None is the policy's own engine (the setting the
-ET-Agent paper describes); a model alias, directory or hub id loads a second local model.
+``\\boxed{}`` and ``<tag>`` text of trajectories untouched. ``make_engine`` builds the engine of
+the judge / refiner / repairer a config names: None is the policy's own engine (the setting the
+ET-Agent paper describes); ``openai:<name>`` a configured OpenAI-compatible endpoint; a model
+alias, directory or hub id loads a second local model.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from string import Template
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 from tirl.engine.base import Engine, GenerationRequest, SamplingParams
 
@@ -59,20 +60,24 @@ class ChatModel:
         return self.chat([[{"role": "user", "content": p}] for p in prompts])
 
 
-def make_engine(spec: str | None, policy_engine: Engine, seed: int = 0) -> Engine:
-    """The engine of a judge/refiner/repairer: the policy's (None) or a local model's."""
+def make_engine(spec: str | None, policy_engine: Engine, seed: int = 0, endpoints: Callable[[str], Any] | None = None) -> Engine:
+    """The engine of a judge/refiner/repairer: the policy's (None or "policy"), an
+    OpenAI-compatible server (``openai:<name>``, a named ``endpoints`` section; the server model's
+    tokenizer is the endpoint's ``tokenizer``, else the policy's), or a local model's."""
     if spec is None or spec == "policy":
         return policy_engine
-    if spec.startswith(("http://", "https://", "openai:")):
-        raise ValueError(
-            f"judge model {spec!r}: remote OpenAI-compatible endpoints need an engine for them in tirl.engine; "
-            "use the policy (leave the model unset) or a local model alias, directory or hub id"
-        )
-    from tirl.engine import HFEngine
+    if spec.startswith("openai:"):
+        if endpoints is None:
+            raise ValueError(f"judge model {spec!r}: no endpoints configured to resolve it")
+        from tirl.engine.openai import OpenAIEngine
+
+        cfg = endpoints(spec)
+        return OpenAIEngine.from_config(cfg, tokenizer=None if cfg.tokenizer else policy_engine.tokenizer)
+    if spec.startswith(("http://", "https://")):
+        raise ValueError(f"judge model {spec!r}: name a configured endpoint instead, e.g. endpoints.judge.base_url={spec} and openai:judge")
+    from tirl.engine import HFEngine, HFEngineConfig
     from tirl.models import load_model
 
     lm = load_model(spec)
     lm.model.eval()
-    from tirl.engine import HFEngineConfig
-
     return HFEngine(lm.model, lm.tokenizer, HFEngineConfig(seed=seed))
