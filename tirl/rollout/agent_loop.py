@@ -5,11 +5,28 @@ segment, the observation text (rendered by the protocol, tokenised by us) a TOOL
 The ids the model saw are exactly prompt + segments (DESIGN.md invariant 2). Tool calls of all
 trajectories waiting on a tool run concurrently. A trajectory stops on a closed answer, EOS,
 the tool-call cap (ALGORITHMS.md §1: at the cap the trajectory stops), or the token budget.
+
+The loop works on ``LoopState``s, one per trajectory in flight, and is exposed in pieces so
+rollout strategies (flat groups, ARPO branching, ELPO binary search) share it:
+
+- ``start_states`` makes fresh states from tasks' prompts;
+- ``continue_states`` makes states that continue partial trajectories (a prompt and the
+  segments of their first n steps, cut at a step boundary, see ``prefix_trajectory``); the
+  tool state of the prefix is restored first by re-running its calls in a new session
+  (notebook semantics: a continuation must see the variables its prefix defined);
+- ``advance`` runs one round (one generation for every live state, then their tool calls);
+  after it, every state that is not done has just received a tool observation, which is the
+  point where a branching strategy may fork it;
+- ``run_states`` advances until all are done, then ``finalize``s them and closes their sessions.
+
+``rollout`` (flat groups) and ``continue_from`` (continuations of given prefixes) are the two
+entry points built from these.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 import uuid
 from dataclasses import dataclass
@@ -46,16 +63,23 @@ class RolloutConfig(BaseModel):
 
 
 @dataclass
-class _State:
+class LoopState:
+    """One trajectory in flight: the trajectory so far, its tool session, the decoded text of
+    its own turns (the answer is extracted from it), and whether it has stopped."""
+
     traj: Trajectory
     session: str
     policy_text: list[str]
     done: bool = False
 
 
-def _finish(st: _State, reason: StopReason) -> None:
+def _finish(st: LoopState, reason: StopReason) -> None:
     st.traj.stop_reason = reason
     st.done = True
+
+
+def _session(task_id: str, sample: int) -> str:
+    return f"{task_id}/{sample}/{uuid.uuid4().hex[:8]}"
 
 
 async def _run_call(call: ToolCall, tools: Mapping[str, Tool], protocol: Protocol, session: str) -> Observation:
@@ -71,6 +95,168 @@ async def _run_call(call: ToolCall, tools: Mapping[str, Tool], protocol: Protoco
     return obs
 
 
+def start_states(protocol: Protocol, tokenizer, tasks: Sequence[Task], group_size: int, first_sample: int = 0) -> list[LoopState]:
+    """``group_size`` fresh states per task (task-major order), samples numbered from ``first_sample``."""
+    states = []
+    for task in tasks:
+        prompt_ids = protocol.prompt_ids(tokenizer, task)
+        for g in range(first_sample, first_sample + group_size):
+            traj = Trajectory(task_id=task.id, sample=g, prompt_token_ids=list(prompt_ids), gold=task.answer)
+            states.append(LoopState(traj=traj, session=_session(task.id, g), policy_text=[]))
+    return states
+
+
+def prefix_trajectory(traj: Trajectory, n_steps: int, sample: int | None = None) -> Trajectory:
+    """A new trajectory holding ``traj``'s prompt and its first ``n_steps`` steps (each step's
+    action segment and the tool segment that answered it), copied; nothing of the outcome
+    (answer, stop reason, rewards, metrics) is kept. Its ids are a prefix of ``traj``'s ids.
+
+    The cut must be a step boundary after which the model generates again: every kept step
+    but the first ``n_steps`` ends in a tool observation.
+    """
+    if not 0 <= n_steps <= len(traj.steps):
+        raise ValueError(f"cannot keep {n_steps} steps of a trajectory with {len(traj.steps)} steps")
+    kept = traj.steps[:n_steps]
+    if any(s.tool_segment is None for s in kept):
+        raise ValueError(f"a prefix of {n_steps} steps must end after a tool observation; trajectory {traj.task_id}/{traj.sample} has a step without one among them")
+    n_segments = kept[-1].tool_segment + 1 if kept else 0
+    return Trajectory(
+        task_id=traj.task_id,
+        sample=traj.sample if sample is None else sample,
+        prompt_token_ids=list(traj.prompt_token_ids),
+        segments=copy.deepcopy(traj.segments[:n_segments]),
+        steps=copy.deepcopy(kept),
+        gold=traj.gold,
+    )
+
+
+async def restore_tool_state(states: Sequence[LoopState], protocol: Protocol) -> None:
+    """Re-run every well-formed tool call of each state's trajectory, in order, in the state's
+    own session, discarding the outputs: the session then holds the variables the prefix
+    defined. The observation tokens stay those of the prefix (never re-rendered). A replay that
+    hits an infrastructure failure stops the state with stop reason ``error``."""
+
+    async def one(st: LoopState) -> None:
+        n = 0
+        for step in st.traj.steps:
+            if step.call is None or step.call.error is not None:
+                continue
+            obs = await _run_call(step.call, protocol.tools, protocol, st.session)
+            n += 1
+            if obs.infra_error:
+                _finish(st, StopReason.ERROR)
+                break
+        st.traj.metrics["replayed_calls"] = float(n)
+
+    await asyncio.gather(*(one(st) for st in states if st.traj.steps))
+
+
+async def continue_states(protocol: Protocol, tokenizer, prefixes: Sequence[Trajectory]) -> list[LoopState]:
+    """States that continue the given partial trajectories (each used as is, not copied: pass
+    ``prefix_trajectory`` results), with their tool state restored."""
+    states = []
+    for tr in prefixes:
+        if tr.stop_reason is not None:
+            raise ValueError(f"trajectory {tr.task_id}/{tr.sample} has stopped ({tr.stop_reason.value}); continue a prefix_trajectory of it instead")
+        if tr.steps and tr.steps[-1].tool_segment is None:
+            raise ValueError(f"trajectory {tr.task_id}/{tr.sample} does not end at a tool observation; the model cannot continue it")
+        text = [tokenizer.decode(s.token_ids, skip_special_tokens=False) for s in tr.segments if s.origin in (Origin.POLICY, Origin.EXPERT)]
+        states.append(LoopState(traj=tr, session=_session(tr.task_id, tr.sample), policy_text=text))
+    await restore_tool_state(states, protocol)
+    return states
+
+
+async def advance(engine: Engine, protocol: Protocol, states: Sequence[LoopState], cfg: RolloutConfig) -> int:
+    """One round for every state that is not done: generate one turn each (one batched engine
+    call), parse it, run the tool calls concurrently and append their observations. Returns how
+    many states finished in this round."""
+    tok = engine.tokenizer
+    active = [s for s in states if not s.done]
+    if not active:
+        return 0
+    stops = protocol.stop_strings()
+    reqs = []
+    for st in active:
+        left = cfg.max_response_tokens - len(st.traj.completion_ids)
+        sp = SamplingParams(cfg.temperature, cfg.top_p, cfg.top_k, max(1, min(cfg.max_turn_tokens, left)), stops)
+        reqs.append(GenerationRequest(st.traj.token_ids, sp))
+    comps = engine.generate(reqs)
+    waiting: list[tuple[LoopState, ToolCall]] = []
+    for st, c in zip(active, comps):
+        st.traj.segments.append(Segment(Origin.POLICY, c.token_ids, c.logprobs, c.entropy))
+        text = tok.decode(c.token_ids, skip_special_tokens=False)
+        st.policy_text.append(text)
+        parsed = protocol.parse_turn(text, ended_by_eos=c.finish_reason is FinishReason.EOS)
+        action = len(st.traj.segments) - 1
+        if parsed.call is not None:
+            if st.traj.n_tool_calls >= cfg.max_tool_calls:
+                st.traj.steps.append(Step(action_segment=action))
+                st.traj.metrics["tool_cap_hit"] = 1.0
+                _finish(st, StopReason.TOOL_CAP)
+            else:
+                waiting.append((st, parsed.call))
+        elif parsed.final:
+            st.traj.steps.append(Step(action_segment=action))
+            st.traj.answer = parsed.answer
+            closed = c.finish_reason is FinishReason.STOP_STRING or protocol.final_turn_ends_with_eos
+            if closed and parsed.answer is not None:
+                _finish(st, StopReason.ANSWER)
+            else:
+                _finish(st, StopReason.VOID_TURN if cfg.void_turn_filter and parsed.answer is None else StopReason.EOS)
+        else:
+            st.traj.steps.append(Step(action_segment=action))
+            _finish(st, StopReason.LENGTH)
+    observations = await asyncio.gather(*(_run_call(call, protocol.tools, protocol, st.session) for st, call in waiting))
+    for (st, call), obs in zip(waiting, observations):
+        obs_ids = list(tok(protocol.observation_text(call, obs), add_special_tokens=False)["input_ids"])
+        st.traj.segments.append(Segment(Origin.TOOL, obs_ids))
+        st.traj.steps.append(Step(action_segment=len(st.traj.segments) - 2, call=call, observation=obs, tool_segment=len(st.traj.segments) - 1))
+        if obs.infra_error:
+            _finish(st, StopReason.ERROR)
+        elif len(st.traj.completion_ids) >= cfg.max_response_tokens:
+            _finish(st, StopReason.LENGTH)
+    return sum(1 for s in active if s.done)
+
+
+def finalize(st: LoopState, protocol: Protocol, tokenizer) -> Trajectory:
+    """Fill what is derived after the loop: the answer (when no turn closed one), the decoded
+    text, the trajectory metrics."""
+    tr = st.traj
+    if tr.answer is None:
+        tr.answer = protocol.extract_answer("".join(st.policy_text))
+    tr.text = tokenizer.decode(tr.completion_ids, skip_special_tokens=False)
+    tr.metrics.update(trajectory_metrics(tr))
+    return tr
+
+
+async def close_sessions(states: Sequence[LoopState], protocol: Protocol) -> None:
+    for st in states:
+        for t in protocol.tools.values():
+            try:
+                await t.close_session(st.session)
+            except Exception:  # noqa: BLE001 - closing is best effort; the pool reaps workers
+                pass
+
+
+async def run_states(
+    engine: Engine,
+    protocol: Protocol,
+    states: Sequence[LoopState],
+    cfg: RolloutConfig,
+    on_finished: Callable[[int], None] | None = None,
+) -> list[Trajectory]:
+    """Advance ``states`` until every one has stopped; returns their finalized trajectories
+    (in order). Sessions are closed whatever happens."""
+    try:
+        while any(not s.done for s in states):
+            n = await advance(engine, protocol, states, cfg)
+            if on_finished is not None:
+                on_finished(n)
+    finally:
+        await close_sessions(states, protocol)
+    return [finalize(st, protocol, engine.tokenizer) for st in states]
+
+
 async def rollout(
     engine: Engine,
     protocol: Protocol,
@@ -79,74 +265,24 @@ async def rollout(
     on_finished: Callable[[int], None] | None = None,
 ) -> list[list[Trajectory]]:
     """Roll out ``cfg.group_size`` trajectories per task; returns one group per task."""
-    tok = engine.tokenizer
-    tools = protocol.tools
-    states: list[_State] = []
-    for task in tasks:
-        prompt_ids = protocol.prompt_ids(tok, task)
-        for g in range(cfg.group_size):
-            traj = Trajectory(task_id=task.id, sample=g, prompt_token_ids=list(prompt_ids), gold=task.answer)
-            states.append(_State(traj=traj, session=f"{task.id}/{g}/{uuid.uuid4().hex[:8]}", policy_text=[]))
-    stops = protocol.stop_strings()
-    try:
-        while active := [s for s in states if not s.done]:
-            reqs = []
-            for st in active:
-                left = cfg.max_response_tokens - len(st.traj.completion_ids)
-                sp = SamplingParams(cfg.temperature, cfg.top_p, cfg.top_k, max(1, min(cfg.max_turn_tokens, left)), stops)
-                reqs.append(GenerationRequest(st.traj.token_ids, sp))
-            comps = engine.generate(reqs)
-            waiting: list[tuple[_State, ToolCall]] = []
-            for st, c in zip(active, comps):
-                st.traj.segments.append(Segment(Origin.POLICY, c.token_ids, c.logprobs, c.entropy))
-                text = tok.decode(c.token_ids, skip_special_tokens=False)
-                st.policy_text.append(text)
-                parsed = protocol.parse_turn(text, ended_by_eos=c.finish_reason is FinishReason.EOS)
-                action = len(st.traj.segments) - 1
-                if parsed.call is not None:
-                    if st.traj.n_tool_calls >= cfg.max_tool_calls:
-                        st.traj.steps.append(Step(action_segment=action))
-                        st.traj.metrics["tool_cap_hit"] = 1.0
-                        _finish(st, StopReason.TOOL_CAP)
-                    else:
-                        waiting.append((st, parsed.call))
-                elif parsed.final:
-                    st.traj.steps.append(Step(action_segment=action))
-                    st.traj.answer = parsed.answer
-                    closed = c.finish_reason is FinishReason.STOP_STRING or protocol.final_turn_ends_with_eos
-                    if closed and parsed.answer is not None:
-                        _finish(st, StopReason.ANSWER)
-                    else:
-                        _finish(st, StopReason.VOID_TURN if cfg.void_turn_filter and parsed.answer is None else StopReason.EOS)
-                else:
-                    st.traj.steps.append(Step(action_segment=action))
-                    _finish(st, StopReason.LENGTH)
-            observations = await asyncio.gather(*(_run_call(call, tools, protocol, st.session) for st, call in waiting))
-            for (st, call), obs in zip(waiting, observations):
-                obs_ids = list(tok(protocol.observation_text(call, obs), add_special_tokens=False)["input_ids"])
-                st.traj.segments.append(Segment(Origin.TOOL, obs_ids))
-                st.traj.steps.append(Step(action_segment=len(st.traj.segments) - 2, call=call, observation=obs, tool_segment=len(st.traj.segments) - 1))
-                if obs.infra_error:
-                    _finish(st, StopReason.ERROR)
-                elif len(st.traj.completion_ids) >= cfg.max_response_tokens:
-                    _finish(st, StopReason.LENGTH)
-            if on_finished is not None:
-                on_finished(sum(1 for s in active if s.done))
-    finally:
-        for st in states:
-            for t in tools.values():
-                try:
-                    await t.close_session(st.session)
-                except Exception:  # noqa: BLE001 - closing is best effort; the pool reaps workers
-                    pass
-    for st in states:
-        tr = st.traj
-        if tr.answer is None:
-            tr.answer = protocol.extract_answer("".join(st.policy_text))
-        tr.text = tok.decode(tr.completion_ids, skip_special_tokens=False)
-        tr.metrics.update(trajectory_metrics(tr))
+    states = start_states(protocol, engine.tokenizer, tasks, cfg.group_size)
+    trajs = await run_states(engine, protocol, states, cfg, on_finished)
     G = cfg.group_size
-    return [[s.traj for s in states[i * G : (i + 1) * G]] for i in range(len(tasks))]
+    return [trajs[i * G : (i + 1) * G] for i in range(len(tasks))]
+
+
+async def continue_from(
+    engine: Engine,
+    protocol: Protocol,
+    prefixes: Sequence[Trajectory],
+    cfg: RolloutConfig,
+    on_finished: Callable[[int], None] | None = None,
+) -> list[Trajectory]:
+    """Continue each partial trajectory (a ``prefix_trajectory``: prompt + segments up to a
+    step boundary after a tool observation) to its end. Each continuation keeps the prefix's
+    ids exactly and extends them; the token budget and the tool-call cap count the prefix."""
+    states = await continue_states(protocol, engine.tokenizer, prefixes)
+    return await run_states(engine, protocol, states, cfg, on_finished)
 
 
 def trajectory_metrics(tr: Trajectory) -> dict[str, float]:
