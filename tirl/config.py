@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from tirl.engine.hf import HFEngineConfig
 from tirl.engine.openai import OpenAIEngineConfig
 from tirl.rollout.agent_loop import RolloutConfig
+from tirl.rollout.arpo import ARPOConfig
+from tirl.rollout.elpo import ELPOConfig
 
 
 class _Section(BaseModel):
@@ -120,6 +122,29 @@ class AlgoConfig(_Section):
     """Optimiser passes over each batch (1 = strictly on-policy)."""
     mask_truncated: bool = False
     """Zero the loss mask of trajectories cut by the token budget."""
+
+
+class StrategyConfig(_Section):
+    """How each task's trajectories are sampled and credited (``tirl.train.strategies``)."""
+
+    name: Literal["flat", "arpo", "elpo"] = "flat"
+    """flat: rollout.group_size independent samples per task (GRPO family); arpo: entropy-adaptive
+    branching after tool calls (ALGORITHMS.md §3); elpo: binary-search error-localisation trees,
+    hierarchical advantages and error-localised clipping (ALGORITHMS.md §4)."""
+    dedupe_prefix: bool = False
+    """Train each token shared by several branches of a tree once (its other copies are
+    detached) instead of once per root-to-leaf row. Needs per-node credit (elpo, or arpo with
+    hard attribution)."""
+    save_trees: bool = True
+    """Write every step's trees to trees/step_XXXX.jsonl in the run directory."""
+    arpo: ARPOConfig = ARPOConfig()
+    elpo: ELPOConfig = ELPOConfig()
+
+    @model_validator(mode="after")
+    def _credit_fits(self) -> "StrategyConfig":
+        if self.dedupe_prefix and self.name == "arpo" and self.arpo.attribution == "soft":
+            raise ValueError("dedupe_prefix needs per-node credit; with strategy arpo set arpo.attribution=hard")
+        return self
 
 
 class OptimConfig(_Section):
@@ -249,6 +274,7 @@ class Config(_Section):
     rollout: RolloutConfig = RolloutConfig()
     reward: RewardConfig = RewardConfig()
     algo: AlgoConfig = AlgoConfig()
+    strategy: StrategyConfig = StrategyConfig()
     optim: OptimConfig = OptimConfig()
     sft: SFTConfig = SFTConfig()
     train: TrainConfig = TrainConfig()

@@ -1,8 +1,9 @@
 """RLTrainer: sample → score → advantage → rows → update → log → checkpoint.
 
 The step reads top to bottom in ``train_step``; every piece it calls lives in its own module
-(rollout, rewards, algo, rows, update). Recipes differ only in config (and, for tree recipes,
-in the rollout strategy that fills the rows' arrays).
+(rollout, rewards, algo, rows, update). Recipes differ only in config: the rollout strategy
+(``strategy.name``: flat groups, ARPO or ELPO trees, ``tirl.train.strategies``) samples one
+tree per task and turns the rewarded trees into rows.
 """
 
 from __future__ import annotations
@@ -18,23 +19,23 @@ from typing import Callable
 import numpy as np
 import torch
 
-from tirl.algo import ADVANTAGES, AdvantageConfig, nonzero_variance_groups
+from tirl.algo import nonzero_variance_groups
 from tirl.config import Config, save_config
 from tirl.eval.runner import EvalReport, evaluate_async
 from tirl.rewards.compose import apply_rewards
 from tirl.rewards.schedule import Progress
-from tirl.rollout import rollout
+from tirl.rollout.tree import RolloutTree, tree_metrics
 from tirl.train import components as C
 from tirl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from tirl.train.data import TaskStream
 from tirl.train.plots import plot_metrics
 from tirl.train.policy import Policy, make_optimizer, make_scheduler
 from tirl.train.resolve import export_final_model
-from tirl.train.rows import build_rows
+from tirl.train.strategies import make_strategy
 from tirl.train.sft import file_trajectories, reference_trajectories, run_sft
 from tirl.train.run_log import RunLog
 from tirl.train.update import policy_update
-from tirl.types import StopReason, Task, Trajectory
+from tirl.types import Task, Trajectory
 
 
 def engine_counters(engine) -> dict[str, int]:
@@ -62,6 +63,7 @@ class RLTrainer:
         self.rt = C.build_runtime(cfg, self.policy.generation_model(), self.tokenizer, seed=cfg.train.seed)
         self.progress = Progress(step=0, total=cfg.train.steps)  # read by scheduled rewards (ET-Agent σ decay)
         self.rewards = C.rewards(cfg, self.rt.protocol, self.progress)
+        self.strategy = make_strategy(cfg)  # flat groups, ARPO or ELPO trees (strategy.name)
         self.stream = TaskStream(C.tasks(cfg, "train", cfg.task.n_train), seed=cfg.train.seed)
         self.eval_tasks = C.tasks(cfg, cfg.task.eval_split, cfg.task.n_eval)
         o = cfg.optim
@@ -74,22 +76,25 @@ class RLTrainer:
             self._resume()
 
     # -- one RL step ------------------------------------------------------------------------
-    def sample_batch(self) -> tuple[list[Task], list[list[Trajectory]], dict]:
-        """Roll out tasks_per_step tasks; with dynamic sampling keep only groups whose rewards
-        differ, sampling further tasks (at most max_resample_rounds more rounds) to fill the batch."""
+    def sample_batch(self) -> tuple[list[Task], list[RolloutTree], dict]:
+        """Roll out tasks_per_step tasks with the configured strategy (one tree per task) and
+        reward each tree's leaves as the task's group; with dynamic sampling keep only trees
+        whose rewards differ, sampling further tasks (at most max_resample_rounds more rounds)
+        to fill the batch."""
         cfg, want = self.cfg, self.cfg.train.tasks_per_step
         kept_tasks: list[Task] = []
-        kept: list[list[Trajectory]] = []
+        kept: list[RolloutTree] = []
         stats = Counter()
         rounds = 0
         while len(kept) < want:
             tasks = self.stream.take(want - len(kept) if cfg.algo.dynamic_sampling else want)
-            groups = self.loop.run_until_complete(rollout(self.rt.engine, self.rt.protocol, tasks, C.rollout_config(cfg)))
-            apply_rewards(list(zip(tasks, groups)), self.rewards)
-            stats["rollouts"] += sum(len(g) for g in groups)
-            for task, group in zip(tasks, groups):
-                live = [t for t in group if t.stop_reason is not StopReason.ERROR]
-                stats["infra_dropped"] += len(group) - len(live)
+            rng = random.Random(f"{cfg.train.seed}/{self.step}/{rounds}")  # branching decisions, reproducible on resume
+            trees = self.loop.run_until_complete(self.strategy.sample(self.rt.engine, self.rt.protocol, tasks, C.rollout_config(cfg), rng))
+            apply_rewards([(task, tree.trajectories()) for task, tree in zip(tasks, trees)], self.rewards)
+            for task, tree in zip(tasks, trees):
+                live = tree.trajectories()  # infrastructure failures are not in the tree
+                stats["rollouts"] += tree.meta["rollouts"]
+                stats["infra_dropped"] += tree.meta.get("dropped", 0)
                 if len(live) < 2:
                     stats["groups_too_small"] += 1
                     continue
@@ -99,7 +104,7 @@ class RLTrainer:
                         stats["groups_zero_variance"] += 1
                         continue
                 kept_tasks.append(task)
-                kept.append(live)
+                kept.append(tree)
             if not cfg.algo.dynamic_sampling or rounds >= cfg.algo.max_resample_rounds:
                 break
             rounds += 1
@@ -110,28 +115,29 @@ class RLTrainer:
         cfg = self.cfg
         t0 = time.perf_counter()
         self.policy.model.eval()
-        gen0 = self.rt.engine.tokens_generated
-        counters0 = engine_counters(self.rt.engine)
+        engine = self.rt.engine
+        gen0 = engine.tokens_generated
+        prefix0 = getattr(engine, "prefix_tokens_recomputed", None)
         self.progress.step = self.step
-        tasks, groups, sstats = self.sample_batch()
+        tasks, trees, sstats = self.sample_batch()
         t_roll = time.perf_counter() - t0
-        trajs = [t for g in groups for t in g]
+        trajs = [t for tree in trees for t in tree.trajectories()]
         metrics: dict = {f"rollout/{k}": float(v) for k, v in sstats.items()}
-        metrics.update(self._rollout_metrics(trajs, t_roll, self.rt.engine.tokens_generated - gen0))
-        metrics.update({f"engine/{k}": float(v - counters0.get(k, 0)) for k, v in engine_counters(self.rt.engine).items() if k != "tokens_generated"})
+        metrics.update(self._rollout_metrics(trajs, t_roll, engine.tokens_generated - gen0))
+        metrics.update(tree_metrics(trees))
+        if prefix0 is not None:
+            metrics["engine/prefix_tokens_recomputed"] = float(getattr(engine, "prefix_tokens_recomputed") - prefix0)
         stats = None
         if trajs:
-            reward_B = torch.tensor([t.reward for t in trajs])
-            group_B = torch.tensor([gi for gi, g in enumerate(groups) for _ in g])
-            adv_B = ADVANTAGES[cfg.algo.advantage](reward_B, group_B, AdvantageConfig(cfg.algo.adv_eps, cfg.algo.std_normalize))
-            rows = build_rows(trajs, adv_B, cfg.algo.clip_low, cfg.algo.clip_high, cfg.algo.mask_truncated)
+            credit = self.strategy.credit(trees)  # advantages and clip bounds -> TrainRows
+            adv = torch.tensor(credit.values)
             t1 = time.perf_counter()
             self.policy.model.train()
             norm = cfg.algo.norm_constant or float(cfg.rollout.max_response_tokens)
-            stats = policy_update(self.policy, self.optimizer, rows, cfg.algo, cfg.optim, self.tokenizer.pad_token_id, norm)
+            stats = policy_update(self.policy, self.optimizer, credit.rows, cfg.algo, cfg.optim, self.tokenizer.pad_token_id, norm)
             metrics.update({
-                "adv/mean": float(adv_B.mean()), "adv/std": float(adv_B.std()) if len(adv_B) > 1 else 0.0,
-                "adv/zero_frac": float((adv_B.abs() < 1e-8).float().mean()),
+                "adv/mean": float(adv.mean()), "adv/std": float(adv.std()) if len(adv) > 1 else 0.0,
+                "adv/zero_frac": float((adv.abs() < 1e-8).float().mean()),
                 "loss/total": stats.loss, "loss/pg": stats.pg_loss, "loss/kl": stats.kl,
                 "policy/clip_frac": stats.clip_frac, "policy/entropy": stats.entropy, "policy/grad_norm": stats.grad_norm,
                 "policy/logp_gap_engine": stats.logp_gap_engine, "policy/ratio_max": stats.ratio_max,
@@ -148,6 +154,8 @@ class RLTrainer:
         metrics.update({f"total/{k}": float(v) for k, v in self.totals.items()})
         if cfg.train.save_trajectories:
             self.log.trajectories(self.step, trajs)
+        if cfg.strategy.save_trees:
+            self.log.trees(self.step, trees)
         return metrics
 
     @staticmethod

@@ -1,6 +1,6 @@
 """What a run writes: ``metrics.jsonl`` (one line per step), TensorBoard events, sampled
-trajectories per step, and (at the end) PNG plots. On resume, metric lines past the checkpoint's
-step are dropped so the file reads as one uninterrupted run."""
+trajectories and rollout trees per step, and (at the end) PNG plots. On resume, metric lines
+past the checkpoint's step are dropped so the file reads as one uninterrupted run."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterable
 
 from tirl.rollout.io import write_jsonl
+from tirl.rollout.tree import RolloutTree, write_trees
 from tirl.types import Trajectory
 
 
@@ -44,6 +45,10 @@ class RunLog:
 
     def trajectories(self, step: int, trajs: Iterable[Trajectory], kind: str = "trajectories") -> None:
         write_jsonl(self.run_dir / kind / f"step_{step:04d}.jsonl", trajs)
+
+    def trees(self, step: int, trees: Iterable[RolloutTree]) -> None:
+        """The step's rollout trees, one nested JSON object per line."""
+        write_trees(self.run_dir / "trees" / f"step_{step:04d}.jsonl", trees)
 
     def read(self) -> list[dict]:
         if not self.path.exists():
