@@ -46,6 +46,9 @@ class FinishReason(str, enum.Enum):
 class GenerationRequest:
     prefix_ids: list[int]
     sampling: SamplingParams = field(default_factory=SamplingParams)
+    seed: int | None = None
+    """Seed of this request's own sampling stream: its tokens then do not depend on what else
+    is batched with it or when it is scheduled (engines that cannot honour it ignore it)."""
 
 
 @dataclass

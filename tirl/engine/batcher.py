@@ -15,7 +15,6 @@ sampled turn plus the tool result) prefills only the tool result.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -30,12 +29,13 @@ from tirl.engine.stops import StopChecker
 
 @dataclass
 class _Row:
-    index: int  # position of the request in the caller's list
+    index: object  # the caller's ticket for this request
     req: GenerationRequest
     ids: list[int]  # tokens whose keys/values are (or are being put) in the slot
     budget: int
     stop_ids: set[int]
     checker: StopChecker
+    gen: torch.Generator | None = None  # this row's sampling stream (from its request's seed)
     source_entry: int | None = None
     length: int = 0  # positions of the slot holding valid keys/values
     tokens: list[int] = field(default_factory=list)
@@ -65,48 +65,85 @@ class ContinuousBatcher:
         self.store = PrefixStore(prefix_cache_bytes)
         self.kv: KVCache | None = None
         self.stats = BatcherStats()
+        self.pending: list[tuple[object, GenerationRequest]] = []
+        self.rows: list[_Row] = []
+        self.logits_RV = torch.empty(0, fast.vocab)
 
     def reset_cache(self) -> None:
         """Forget all stored keys/values (the weights changed)."""
         self.store.clear()
 
     # -- the loop ---------------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return bool(self.pending or self.rows)
+
+    def submit(self, req: GenerationRequest, ticket: object) -> None:
+        if not req.prefix_ids:
+            raise ValueError("a generation request needs a non-empty prefix")
+        if len(req.prefix_ids) >= self.fast.max_positions:
+            raise ValueError(f"prefix of {len(req.prefix_ids)} tokens does not fit the model's context of {self.fast.max_positions}")
+        self.pending.append((ticket, req))
+
     @torch.no_grad()
+    def step(self) -> list[tuple[object, Completion]]:
+        """Admit waiting requests into free slots, sample one token for every row, retire the
+        rows that finished, decode the rest. Returns the finished (ticket, completion) pairs."""
+        if self.pending and len(self.rows) < self.max_batch:
+            # sorted by prefix, so requests that share one are admitted side by side
+            self.pending.sort(key=lambda tr: tr[1].prefix_ids)
+            k = self.max_batch - len(self.rows)
+            taken, self.pending = self.pending[:k], self.pending[k:]
+            new = [self._new_row(t, r) for t, r in taken]
+            self.logits_RV = torch.cat([self.logits_RV, self._admit(self.rows, new)])
+            self.rows.extend(new)
+        if not self.rows:
+            return []
+        self._sample(self.rows, self.logits_RV)
+        finished = []
+        for slot, r in enumerate(self.rows):
+            if r.finish is not None:
+                finished.append((r.index, Completion(r.tokens, r.logps, r.ents, r.finish, r.stop_string)))
+                self._retire(slot, r)
+        self.rows = self._compact(self.rows)
+        self.logits_RV = self._decode(self.rows) if self.rows else torch.empty(0, self.fast.vocab)
+        return finished
+
+    def abort(self) -> list[object]:
+        """Drop every request in flight (after an error); returns their tickets."""
+        tickets = [t for t, _ in self.pending] + [r.index for r in self.rows]
+        self.pending, self.rows = [], []
+        self.logits_RV = torch.empty(0, self.fast.vocab)
+        return tickets
+
     def run(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
-        max_ctx = self.fast.max_positions
-        for r in requests:
-            if not r.prefix_ids:
-                raise ValueError("a generation request needs a non-empty prefix")
-            if len(r.prefix_ids) >= max_ctx:
-                raise ValueError(f"prefix of {len(r.prefix_ids)} tokens does not fit the model's context of {max_ctx}")
-        pending = deque(sorted(range(len(requests)), key=lambda i: requests[i].prefix_ids))
+        """All ``requests`` to completion (the synchronous interface)."""
+        if self.busy:
+            raise RuntimeError("the engine is already generating (asynchronous requests in flight)")
+        for i, r in enumerate(requests):
+            self.submit(r, i)
         out: list[Completion | None] = [None] * len(requests)
-        rows: list[_Row] = []
-        logits_RV = torch.empty(0, self.fast.vocab)
-        while pending or rows:
-            if pending and len(rows) < self.max_batch:
-                new = [self._new_row(i, requests[i]) for i in self._take(pending, self.max_batch - len(rows))]
-                logits_RV = torch.cat([logits_RV, self._admit(rows, new, pending, requests)])
-                rows.extend(new)
-            self._sample(rows, logits_RV)
-            done = [r for r in rows if r.finish is not None]
-            for r in done:
-                out[r.index] = Completion(r.tokens, r.logps, r.ents, r.finish, r.stop_string)
-                self._retire(rows.index(r), r)
-            rows = self._compact(rows)
-            logits_RV = self._decode(rows) if rows else torch.empty(0, self.fast.vocab)
+        try:
+            while self.busy:
+                for i, c in self.step():
+                    out[i] = c
+        except BaseException:
+            self.abort()
+            raise
         return out  # type: ignore[return-value]
 
-    @staticmethod
-    def _take(pending: deque, n: int) -> list[int]:
-        return [pending.popleft() for _ in range(min(n, len(pending)))]
-
-    def _new_row(self, index: int, req: GenerationRequest) -> _Row:
+    def _new_row(self, ticket: object, req: GenerationRequest) -> _Row:
         budget = min(req.sampling.max_new_tokens, self.fast.max_positions - len(req.prefix_ids))
-        return _Row(index=index, req=req, ids=list(req.prefix_ids), budget=budget, stop_ids=self.eos_ids | set(req.sampling.stop_token_ids), checker=StopChecker(self.tokenizer, req.sampling.stop_strings))
+        # a request with a seed samples from its own stream, whatever else shares the batch;
+        # without one the stream is seeded from the engine's generator at admission
+        seed = req.seed if req.seed is not None else int(torch.randint(0, 2**62, (1,), generator=self.generator))
+        return _Row(
+            index=ticket, req=req, ids=list(req.prefix_ids), budget=budget, stop_ids=self.eos_ids | set(req.sampling.stop_token_ids),
+            checker=StopChecker(self.tokenizer, req.sampling.stop_strings), gen=torch.Generator().manual_seed(seed),
+        )
 
     # -- admission: prefix reuse and prefill -----------------------------------------------------
-    def _admit(self, rows: list[_Row], new: list[_Row], pending: deque, requests) -> torch.Tensor:
+    def _admit(self, rows: list[_Row], new: list[_Row]) -> torch.Tensor:
         first = len(rows)
         need = max(len(r.ids) + r.budget for r in new)
         if self.kv is None:
@@ -161,7 +198,7 @@ class ContinuousBatcher:
             for s, row_logits in self._prefill(todo).items():
                 logits[s - first] = row_logits
         # keep the prompt of the last new row for requests still waiting that share it
-        nxt = requests[pending[0]].prefix_ids if pending else None
+        nxt = self.pending[0][1].prefix_ids if self.pending else None
         if nxt is not None and self.store.max_bytes > 0 and common_prefix(new[-1].ids, nxt) >= BLOCK:
             self.store.add(list(new[-1].ids), self.kv.export(first + B - 1, len(new[-1].ids)))
         return logits
@@ -238,7 +275,7 @@ class ContinuousBatcher:
             torch.tensor([p.temperature for p in sp], dtype=torch.float32),
             torch.tensor([p.top_k for p in sp], dtype=torch.long),
             torch.tensor([p.top_p for p in sp], dtype=torch.float32),
-            self.generator,
+            uniform_B=torch.cat([torch.rand(1, generator=r.gen, dtype=torch.float64) for r in rows]),
         )
         toks, lps, ents = s.token_B.tolist(), s.logprob_B.tolist(), s.entropy_B.tolist()
         for r, t, lp, en in zip(rows, toks, lps, ents):

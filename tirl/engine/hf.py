@@ -13,6 +13,7 @@ new weights before the next call, dropping every cached prefix.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Sequence
 
 import torch
@@ -61,6 +62,7 @@ class HFEngine:
         self._tokens_generated = 0
         self.fast_path_reason = supports(model) if self.config.fast else "disabled by engine.fast=false"
         self.batcher: ContinuousBatcher | None = None
+        self._driver: asyncio.Task | None = None
         if self.fast_path_reason is None:
             self.fast = FastLlama(model)
             self.batcher = ContinuousBatcher(
@@ -103,11 +105,48 @@ class HFEngine:
             raise ValueError("the tokenizer and generation config name no EOS token")
         return sorted(ids)
 
+    def draw_seed(self) -> int:
+        """A seed from the engine's generator (the agent loop derives per-request seeds from it)."""
+        return int(torch.randint(0, 2**62, (1,), generator=self.generator))
+
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         if self.batcher is not None:
             if self.fast.stale():
                 self.sync_weights()
             return self.batcher.run(requests)
+        return self._generate_reference(requests)
+
+    async def agenerate(self, request: GenerationRequest) -> Completion:
+        """One request, from a coroutine. On the fast path, concurrent calls share the running
+        batch: a trajectory waiting on a tool is simply not in the batch, and its next turn joins
+        as soon as it is submitted, while the other rows keep decoding."""
+        if self.batcher is None:
+            return self._generate_reference([request])[0]
+        fut = asyncio.get_running_loop().create_future()
+        self.batcher.submit(request, fut)
+        if self._driver is None or self._driver.done():
+            if self.fast.stale():
+                self.sync_weights()
+            self._driver = asyncio.get_running_loop().create_task(self._drive())
+        return await fut
+
+    async def _drive(self) -> None:
+        """Step the batcher while it has work, yielding to the event loop between steps so tool
+        calls progress and finished trajectories submit their next turn."""
+        try:
+            await asyncio.sleep(0)  # let every coroutine started together submit first
+            while self.batcher.busy:
+                for fut, comp in self.batcher.step():
+                    if not fut.done():
+                        fut.set_result(comp)
+                await asyncio.sleep(0)
+        except BaseException as e:
+            for fut in self.batcher.abort():
+                if not fut.done():
+                    fut.set_exception(e if isinstance(e, Exception) else RuntimeError(f"engine stopped: {e!r}"))
+            raise
+
+    def _generate_reference(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         # longest first, so a micro-batch holds prefixes of similar length (less padding)
         order = sorted(range(len(requests)), key=lambda i: -len(requests[i].prefix_ids))
         out: list[Completion | None] = [None] * len(requests)
@@ -137,6 +176,7 @@ class HFEngine:
         top_p_B = torch.tensor([r.sampling.top_p for r in reqs], dtype=torch.float32)
         stop_ids = [set(self.eos_ids) | set(r.sampling.stop_token_ids) for r in reqs]
         checkers = [StopChecker(self.tokenizer, r.sampling.stop_strings) for r in reqs]
+        gens = [torch.Generator().manual_seed(r.seed if r.seed is not None else self.draw_seed()) for r in reqs]
 
         tokens: list[list[int]] = [[] for _ in reqs]
         logps: list[list[float]] = [[] for _ in reqs]
@@ -150,7 +190,7 @@ class HFEngine:
         pos_BL = (mask_BL.cumsum(-1) - 1).clamp(min=0)
         logits_BV = self._forward(ids_BL, mask_BL, pos_BL, cache)
         for _ in range(max(budget)):
-            s = sample_tokens(logits_BV, temperature_B, top_k_B, top_p_B, self.generator)
+            s = sample_tokens(logits_BV, temperature_B, top_k_B, top_p_B, uniform_B=torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in gens]))
             next_B = s.token_B.clone()
             for b in range(B):
                 if finish[b] is not None:

@@ -52,7 +52,10 @@ def sample_tokens(
     top_k_B: torch.Tensor,
     top_p_B: torch.Tensor,
     generator: torch.Generator | None = None,
+    uniform_B: torch.Tensor | None = None,
 ) -> Sampled:
+    """One token per row. ``uniform_B`` (float64 in [0, 1)) supplies each row's random number
+    (so a row's sample can come from its own stream); otherwise they are drawn from ``generator``."""
     logp_BV = filtered_logprobs(logits_BV, temperature_B, top_k_B, top_p_B)
     probs_BV = logp_BV.exp()
     # inverse-CDF sampling, one uniform per row: u in [0, total) falls in token i's interval
@@ -61,7 +64,9 @@ def sample_tokens(
     # (3 vs 130 ms for 64 x 49152), which draws one random number per entry. float64 keeps the
     # running sum exact enough over a large vocabulary.
     cdf_BV = probs_BV.double().cumsum(dim=-1)
-    u_B1 = torch.rand(cdf_BV.shape[0], 1, generator=generator, dtype=torch.float64) * cdf_BV[:, -1:]
+    if uniform_B is None:
+        uniform_B = torch.rand(cdf_BV.shape[0], generator=generator, dtype=torch.float64)
+    u_B1 = uniform_B.to(torch.float64)[:, None] * cdf_BV[:, -1:]
     sampled_B = torch.searchsorted(cdf_BV, u_B1, right=True).squeeze(-1).clamp(max=probs_BV.shape[-1] - 1)
     greedy_B = logp_BV.argmax(dim=-1)
     token_B = torch.where(temperature_B > 0, sampled_B, greedy_B)

@@ -71,6 +71,7 @@ class LoopState:
     session: str
     policy_text: list[str]
     done: bool = False
+    seed: int | None = None  # base of this trajectory's per-turn sampling seeds
 
 
 def _finish(st: LoopState, reason: StopReason) -> None:
@@ -166,6 +167,52 @@ async def continue_states(protocol: Protocol, tokenizer, prefixes: Sequence[Traj
     return states
 
 
+def _turn_request(st: LoopState, cfg: RolloutConfig, stops: tuple[str, ...]) -> GenerationRequest:
+    left = cfg.max_response_tokens - len(st.traj.completion_ids)
+    sp = SamplingParams(cfg.temperature, cfg.top_p, cfg.top_k, max(1, min(cfg.max_turn_tokens, left)), stops)
+    # a per-trajectory, per-turn seed: the sample does not depend on batching or scheduling
+    seed = None if st.seed is None else hash((st.seed, len(st.traj.segments))) & (2**62 - 1)
+    return GenerationRequest(st.traj.token_ids, sp, seed=seed)
+
+
+def _take_turn(st: LoopState, c, protocol: Protocol, tok, cfg: RolloutConfig) -> ToolCall | None:
+    """Append a generated turn; finish the state or return the tool call it made."""
+    st.traj.segments.append(Segment(Origin.POLICY, c.token_ids, c.logprobs, c.entropy))
+    text = tok.decode(c.token_ids, skip_special_tokens=False)
+    st.policy_text.append(text)
+    parsed = protocol.parse_turn(text, ended_by_eos=c.finish_reason is FinishReason.EOS)
+    action = len(st.traj.segments) - 1
+    if parsed.call is not None:
+        if st.traj.n_tool_calls >= cfg.max_tool_calls:
+            st.traj.steps.append(Step(action_segment=action))
+            st.traj.metrics["tool_cap_hit"] = 1.0
+            _finish(st, StopReason.TOOL_CAP)
+            return None
+        return parsed.call
+    st.traj.steps.append(Step(action_segment=action))
+    if parsed.final:
+        st.traj.answer = parsed.answer
+        closed = c.finish_reason is FinishReason.STOP_STRING or protocol.final_turn_ends_with_eos
+        if closed and parsed.answer is not None:
+            _finish(st, StopReason.ANSWER)
+        else:
+            _finish(st, StopReason.VOID_TURN if cfg.void_turn_filter and parsed.answer is None else StopReason.EOS)
+    else:
+        _finish(st, StopReason.LENGTH)
+    return None
+
+
+def _take_observation(st: LoopState, call: ToolCall, obs: Observation, protocol: Protocol, tok, cfg: RolloutConfig) -> None:
+    """Append the tool's answer as a TOOL segment (tokenised by us, never re-rendered later)."""
+    obs_ids = list(tok(protocol.observation_text(call, obs), add_special_tokens=False)["input_ids"])
+    st.traj.segments.append(Segment(Origin.TOOL, obs_ids))
+    st.traj.steps.append(Step(action_segment=len(st.traj.segments) - 2, call=call, observation=obs, tool_segment=len(st.traj.segments) - 1))
+    if obs.infra_error:
+        _finish(st, StopReason.ERROR)
+    elif len(st.traj.completion_ids) >= cfg.max_response_tokens:
+        _finish(st, StopReason.LENGTH)
+
+
 async def advance(engine: Engine, protocol: Protocol, states: Sequence[LoopState], cfg: RolloutConfig) -> int:
     """One round for every state that is not done: generate one turn each (one batched engine
     call), parse it, run the tool calls concurrently and append their observations. Returns how
@@ -175,47 +222,26 @@ async def advance(engine: Engine, protocol: Protocol, states: Sequence[LoopState
     if not active:
         return 0
     stops = protocol.stop_strings()
-    reqs = []
-    for st in active:
-        left = cfg.max_response_tokens - len(st.traj.completion_ids)
-        sp = SamplingParams(cfg.temperature, cfg.top_p, cfg.top_k, max(1, min(cfg.max_turn_tokens, left)), stops)
-        reqs.append(GenerationRequest(st.traj.token_ids, sp))
-    comps = engine.generate(reqs)
-    waiting: list[tuple[LoopState, ToolCall]] = []
-    for st, c in zip(active, comps):
-        st.traj.segments.append(Segment(Origin.POLICY, c.token_ids, c.logprobs, c.entropy))
-        text = tok.decode(c.token_ids, skip_special_tokens=False)
-        st.policy_text.append(text)
-        parsed = protocol.parse_turn(text, ended_by_eos=c.finish_reason is FinishReason.EOS)
-        action = len(st.traj.segments) - 1
-        if parsed.call is not None:
-            if st.traj.n_tool_calls >= cfg.max_tool_calls:
-                st.traj.steps.append(Step(action_segment=action))
-                st.traj.metrics["tool_cap_hit"] = 1.0
-                _finish(st, StopReason.TOOL_CAP)
-            else:
-                waiting.append((st, parsed.call))
-        elif parsed.final:
-            st.traj.steps.append(Step(action_segment=action))
-            st.traj.answer = parsed.answer
-            closed = c.finish_reason is FinishReason.STOP_STRING or protocol.final_turn_ends_with_eos
-            if closed and parsed.answer is not None:
-                _finish(st, StopReason.ANSWER)
-            else:
-                _finish(st, StopReason.VOID_TURN if cfg.void_turn_filter and parsed.answer is None else StopReason.EOS)
-        else:
-            st.traj.steps.append(Step(action_segment=action))
-            _finish(st, StopReason.LENGTH)
+    comps = engine.generate([_turn_request(st, cfg, stops) for st in active])
+    waiting = [(st, call) for st, c in zip(active, comps) if (call := _take_turn(st, c, protocol, tok, cfg)) is not None]
     observations = await asyncio.gather(*(_run_call(call, protocol.tools, protocol, st.session) for st, call in waiting))
     for (st, call), obs in zip(waiting, observations):
-        obs_ids = list(tok(protocol.observation_text(call, obs), add_special_tokens=False)["input_ids"])
-        st.traj.segments.append(Segment(Origin.TOOL, obs_ids))
-        st.traj.steps.append(Step(action_segment=len(st.traj.segments) - 2, call=call, observation=obs, tool_segment=len(st.traj.segments) - 1))
-        if obs.infra_error:
-            _finish(st, StopReason.ERROR)
-        elif len(st.traj.completion_ids) >= cfg.max_response_tokens:
-            _finish(st, StopReason.LENGTH)
+        _take_observation(st, call, obs, protocol, tok, cfg)
     return sum(1 for s in active if s.done)
+
+
+async def drive(engine: Engine, protocol: Protocol, st: LoopState, cfg: RolloutConfig, on_finished: Callable[[int], None] | None = None) -> None:
+    """Run one state to its end with the engine's asynchronous interface: its tool call runs
+    while the other trajectories keep decoding, and its next turn joins the batch at once."""
+    tok = engine.tokenizer
+    stops = protocol.stop_strings()
+    while not st.done:
+        c = await engine.agenerate(_turn_request(st, cfg, stops))
+        call = _take_turn(st, c, protocol, tok, cfg)
+        if call is not None:
+            _take_observation(st, call, await _run_call(call, protocol.tools, protocol, st.session), protocol, tok, cfg)
+    if on_finished is not None:
+        on_finished(1)
 
 
 def finalize(st: LoopState, protocol: Protocol, tokenizer) -> Trajectory:
@@ -247,11 +273,20 @@ async def run_states(
 ) -> list[Trajectory]:
     """Advance ``states`` until every one has stopped; returns their finalized trajectories
     (in order). Sessions are closed whatever happens."""
+    draw = getattr(engine, "draw_seed", None)
+    if callable(draw):
+        base = draw()
+        for i, st in enumerate(states):
+            if st.seed is None:
+                st.seed = hash((base, i)) & (2**62 - 1)
     try:
-        while any(not s.done for s in states):
-            n = await advance(engine, protocol, states, cfg)
-            if on_finished is not None:
-                on_finished(n)
+        if callable(getattr(engine, "agenerate", None)):
+            await asyncio.gather(*(drive(engine, protocol, st, cfg, on_finished) for st in states if not st.done))
+        else:
+            while any(not s.done for s in states):
+                n = await advance(engine, protocol, states, cfg)
+                if on_finished is not None:
+                    on_finished(n)
     finally:
         await close_sessions(states, protocol)
     return [finalize(st, protocol, engine.tokenizer) for st in states]
