@@ -205,6 +205,11 @@ def test_arpo_tops_up_with_fresh_samples_never_duplicates(tiny, echo_tool):
     assert all(leaf.info["fork_step"] == 0 for leaf in leaves) and tree.depth == 1
     trajs = [leaf.trajectory for leaf in leaves]
     assert len({id(t) for t in trajs}) == 5 and sorted(t.sample for t in trajs) == [0, 1, 2, 3, 4]
+    # three rounds per trajectory: the 2 initial paths, then one top-up at a time → 3 + 3·3 = 12 rounds;
+    # topping up all 3 at once → 6
+    assert tree.meta["rounds"] == 12
+    at_once = _arpo(tiny, echo_tool, CALL_CALL_ANSWER, lambda t: 0.0, budget=5, initial=2, base_prob=0.0, entropy_weight=0.0, topup_per_round=3)
+    assert at_once.meta["rounds"] == 6 and len(at_once.leaves()) == 5
 
 
 def test_arpo_budget_is_never_exceeded(tiny, echo_tool):

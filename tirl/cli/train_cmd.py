@@ -70,7 +70,9 @@ def train_cmd(
             cfg = load_config(recipe, overrides)
     except ConfigError as e:
         _fail(str(e))
-    console.print(f"[bold]tirl train[/] {recipe or ''} -> {cfg.run_dir}  ({cfg.model.name}, {cfg.task.name}, {cfg.algo.advantage}/{cfg.algo.loss}, {cfg.train.steps} steps x {cfg.train.tasks_per_step} tasks x {cfg.rollout.group_size})")
+    st = cfg.strategy
+    per_task = {"arpo": f"{st.arpo.budget} (ARPO tree)", "elpo": f"{st.elpo.budget} (ELPO tree)"}.get(st.name, str(cfg.rollout.group_size))
+    console.print(f"[bold]tirl train[/] {recipe or ''} -> {cfg.run_dir}  ({cfg.model.name}, {cfg.task.name}, {cfg.algo.advantage}/{cfg.algo.loss}, {cfg.train.steps} steps x {cfg.train.tasks_per_step} tasks x {per_task})")
     trainer = RLTrainer(cfg, resume=resume is not None)
     with make_progress(console) as progress:
         bar = progress.add_task("RL steps", total=cfg.train.steps, completed=trainer.step)

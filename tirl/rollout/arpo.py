@@ -18,8 +18,9 @@ reference code draws ``u ~ U(0, 1)`` and branches iff ``clip(u - 0.2 dH, 0, 1) <
 same event. A branch is a copy of the path's context including the new observation (its tool
 session is rebuilt by replaying the path's calls) and diverges at the next segment. When all of
 a task's paths have ended before its budget is used, one fresh sample from the prompt is added
-per round (as in the reference code) until it is; a sample is never duplicated to pad the
-group (the reference code duplicates the last one when short, which biases GRPO statistics).
+per round (as in the reference code; ``topup_per_round`` adds more at once) until it is; a
+sample is never duplicated to pad the group (the reference code duplicates the last one when
+short, which biases GRPO statistics).
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ class ARPOConfig(BaseModel):
     """Weight of dH in the branch probability (normalised by ln|V|, so 0.2 keeps its meaning)."""
     branches_per_step: int = Field(1, ge=1)
     """Branch attempts per running path per tool step (the reference code's beam_size - 1 = 1)."""
+    topup_per_round: int = Field(1, ge=1)
+    """Fresh samples added per round to a task whose paths have all ended before its budget is
+    used (the reference code adds 1, so a top-up can still branch; more finish sooner)."""
     attribution: Literal["soft", "hard"] = "soft"
     """soft: GRPO over all M leaves, each row's tokens take its own leaf's advantage (the
     paper's default and the reference code); hard: a token shared by several branches takes
@@ -141,10 +145,10 @@ async def arpo_rollout(
                 records[ti].append(Branch(prefixes[-1], parent.record, n_steps))
             for (ti, rec, h_init), st in zip(made, await continue_states(protocol, tok, prefixes)):
                 paths.append(_Path(st, ti, rec, h_init))
-            # top up: a task whose paths have all ended gets one fresh sample per round
+            # top up: a task whose paths have all ended gets fresh samples from the prompt
             for ti in range(len(tasks)):
                 if len(records[ti]) < acfg.budget and not any(not p.state.done for p in paths if p.task == ti):
-                    add_fresh(ti, 1)
+                    add_fresh(ti, min(acfg.topup_per_round, acfg.budget - len(records[ti])))
             if all(p.state.done for p in paths):
                 break
     finally:
