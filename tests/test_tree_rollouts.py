@@ -302,3 +302,45 @@ def test_bel_numbers_by_hand():
     assert entropy_gap(tr) == (2.0, 2.25, [3.0, 0.0])
     with pytest.raises(ValueError, match="x_min"):
         ELPOConfig(x_min=3, x_max=1)
+
+
+def test_infrastructure_failures_leave_the_tree(tiny, echo_tool):
+    proto = TagProtocol([echo_tool])
+    eng = ScriptedEngine(tiny.tokenizer, CALL_CALL_ANSWER)
+    a, b = asyncio.run(rollout(eng, proto, [TASK], RolloutConfig(group_size=2)))[0]
+    c = asyncio.run(continue_from(eng, proto, [prefix_trajectory(a, 1, sample=2)], RolloutConfig()))[0]
+    from tirl.types import StopReason
+
+    a.stop_reason = b.stop_reason = StopReason.ERROR  # a is c's parent: their shared step stays
+    tree = RolloutTree.from_lineage(TASK.id, [Branch(a), Branch(b), Branch(c, parent=0, shared_steps=1)])
+    assert tree.meta["dropped"] == 2 and [leaf.trajectory for leaf in tree.leaves()] == [c]
+    assert len(tree.root.children) == 1 and tree.root.children[0].children[0].children[0].is_leaf
+    assert [t for n in tree.leaves()[0].path() for t in n.tokens] == c.token_ids
+
+
+def test_arpo_credit_soft_and_hard_by_hand(tiny, echo_tool):
+    from tirl.config import load_config
+    from tirl.train.strategies import ARPOStrategy
+
+    # leaves in order: a (R=1), c (R=0.5, continues a after step 1), b (R=0)
+    # GRPO: mean 0.5, population std sqrt((0.25 + 0 + 0.25)/3) = sqrt(1/6)
+    s = math.sqrt(1 / 6)
+    a_adv, c_adv, b_adv = 0.5 / (s + 1e-6), 0.0, -0.5 / (s + 1e-6)
+    tree = _branched(tiny, echo_tool)
+    soft = ARPOStrategy(load_config("arpo")).credit([tree])
+    assert [sorted({x for x, m in zip(r.advantage, r.loss_mask) if m}) for r in soft.rows] == [
+        [pytest.approx(a_adv)], [c_adv], [pytest.approx(b_adv)]]
+    # hard: the step a and c share gets their mean (a_adv + 0)/2; their own steps keep their own value
+    tree = _branched(tiny, echo_tool)
+    hard = ARPOStrategy(load_config("arpo", ["strategy.arpo.attribution=hard", "strategy.dedupe_prefix=true"])).credit([tree])
+    shared = tree.node("0.0")
+    p, n = len(tree.root.tokens), len(shared.tokens)
+    row_a, row_c, row_b = hard.rows
+
+    def trained(row, lo, hi=None):
+        return sorted({round(x, 6) for x, m in zip(row.advantage[lo:hi], row.loss_mask[lo:hi]) if m})
+
+    assert trained(row_a, p, p + n) == [round(a_adv / 2, 6)] and trained(row_a, p + n) == [round(a_adv, 6)]
+    assert trained(row_c, p + n) == [0.0] and trained(row_b, p) == [round(b_adv, 6)]
+    assert all(row_c.detach[p : p + n]) and not any(row_a.detach)  # the shared step is trained once, in a's row
+    assert shared.info["advantage"] == pytest.approx(a_adv / 2, abs=1e-5)
