@@ -95,6 +95,16 @@ def test_flywheel_rounds_buffer_and_resume(tiny, echo_tool, tmp_path):
 
     rft = rft_set(Buffer(tmp_path).load(), proto)
     assert rft and all(t.task_id == "a" and t.rewards["correct"] == 1.0 for t in rft)
+    # Phase 1 (RFT) is tirl sft on this file: the SFT loader keeps every one of them
+    from tirl.rollout import write_jsonl
+    from tirl.train.sft import file_trajectories, sft_row
+
+    write_jsonl(tmp_path / "rft.jsonl", rft)
+    back = file_trajectories(str(tmp_path / "rft.jsonl"))
+    assert len(back) == len(rft)
+    row = sft_row(next(t for t in back if any(s.origin is Origin.EXPERT for s in t.segments)))
+    # the judge's edited step (EXPERT) is trained, tool results never are
+    assert 0 < sum(row.loss_mask) < len(row.input_ids) - len(back[0].prompt_token_ids)
     assert len(step_texts(red, tok)) == 2
 
 
