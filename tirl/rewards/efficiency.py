@@ -7,7 +7,7 @@ scorable trajectories (``tirl.rewards.compose`` leaves infrastructure failures o
 ALGORITHMS.md §6):
 
     R_i = R_corr,i * f_tool,i * f_len,i + R_format,i
-    f_tool,i = 2 / (1 + exp(σ_tool * (v_i - mean_G v)))      v = tool calls
+    f_tool,i = 2 / (1 + exp(σ_tool * (v_i - mean_G v)))      v = tool calls (malformed ones too: they cost a turn)
     f_len,i  = 2 / (1 + exp(σ_len * z_i))                    z = group z-score of reasoning length
 
 The ``2/(1+e^x)`` form is the released code's (1 at the group mean, range (0, 2)); the paper
