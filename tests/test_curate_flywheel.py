@@ -74,6 +74,8 @@ def test_flywheel_rounds_buffer_and_resume(tiny, echo_tool, tmp_path):
     # the corrected step's call was executed for real, then the policy continued (its turn 1 and 2)
     assert flaw.segments[0].origin is Origin.EXPERT and "echo 3+6" in flaw.text and flaw.text.endswith("</answer>")
     assert flaw.steps[0].call.arguments["code"] == "3+6" and flaw.n_tool_calls == 2
+    # the continuation's session replayed the corrected cell first: the policy's next call is the session's 2nd
+    assert "echo 2+2 #2" in flaw.text and flaw.metrics["replayed_calls"] == 1.0
     hint = by_op[("b", "hint")].traj
     assert "Wait, perhaps I should use Python tools" in hint.text and hint.text.index("echo 2+2 #1") < hint.text.index("Wait")
     assert all(e.evolved for e in buf.entries.values() if e.op == "init")

@@ -17,9 +17,10 @@ fewest tokens) and evolves it:
   the chosen hint string); tirl inserts the whole hint.
 
 A "step" is one action and the tool result that answered it (the paper splits on
-``</result>``). Continuations run through the agent loop, so their tool calls execute for real;
-they start a fresh interpreter session, so variables defined in the kept prefix's cells are not
-restored (the kept cells' results stay in the context). Correctness is the task's verifier
+``</result>``). Continuations run through the agent loop, so their tool calls execute for real.
+After a corrected step the loop replays the kept prefix's calls first, so later cells see the
+variables earlier ones defined; after a hint (text, not a loop step boundary) the continuation
+starts a fresh interpreter session (the kept cells' results stay in the context). Correctness is the task's verifier
 (math-verify / F1), not the paper's LLM judge. Left out: think-only global refinement.
 
 The buffer lives on disk (``buffer.jsonl``, one line per trajectory or "evolved" mark, and
@@ -40,7 +41,7 @@ from tirl.judge.llm import ChatModel, render_prompt
 from tirl.judge.roles import StepEdit, parse_step_edit, task_question
 from tirl.protocol.base import Protocol
 from tirl.rewards.verify import score_answer
-from tirl.rollout.agent_loop import RolloutConfig, _run_call, rollout, trajectory_metrics
+from tirl.rollout.agent_loop import RolloutConfig, _run_call, continue_from, rollout, trajectory_metrics
 from tirl.rollout.io import trajectory_from_json, trajectory_to_json
 from tirl.types import Origin, Segment, Step, StopReason, Task, Trajectory
 
@@ -199,23 +200,38 @@ class _PrefixProtocol:
 
 async def continue_drafts(drafts: Sequence[Draft], engine, protocol: Protocol, tokenizer, cfg: RolloutConfig, extra_calls: int) -> list[Trajectory]:
     """Let the policy continue each draft through the agent loop (real tool execution); the
-    result is one trajectory on the task's own prompt: kept prefix + edit + continuation."""
-    out: list[Trajectory] = []
-    for d in drafts:  # one at a time: each continuation has its own tool-call and token budget
+    result is one trajectory on the task's own prompt: kept prefix + edit + continuation.
+
+    A draft that ends at a tool observation (a corrected step that made a call) goes through
+    the agent loop's ``continue_from``, which replays the prefix's calls so the continuation's
+    session holds the variables they defined. A draft that ends in text (a hint) cannot be a
+    loop prefix; it continues as a prompt that already holds the prefix, in a fresh session."""
+    out: list[Trajectory | None] = [None] * len(drafts)
+    cap = cfg.max_tool_calls + extra_calls
+    observed, textual = [], []
+    for i, d in enumerate(drafts):
         prompt = protocol.prompt_ids(tokenizer, d.task)
         if d.answer is not None:  # the edit answered: the draft is the whole trajectory
             tr = Trajectory(d.task.id, 0, prompt, d.segments, d.steps, answer=d.answer, gold=d.task.answer, stop_reason=StopReason.ANSWER)
             tr.text = tokenizer.decode(tr.completion_ids, skip_special_tokens=False)
             tr.metrics.update(trajectory_metrics(tr))
-            out.append(tr)
-            continue
+            out[i] = tr
+        elif d.steps and d.steps[-1].tool_segment is not None:
+            observed.append((i, Trajectory(d.task.id, i, prompt, d.segments, d.steps, gold=d.task.answer)))
+        else:
+            textual.append((i, d, prompt))
+    if observed:
+        done = await continue_from(engine, protocol, [t for _, t in observed], cfg.model_copy(update={"max_tool_calls": cap}))
+        for (i, _), tr in zip(observed, done):
+            tr.sample = 0
+            out[i] = tr
+    for i, d, prompt in textual:  # one at a time: each has its own tool-call and token budget
         prefix = prompt + [t for s in d.segments for t in s.token_ids]
         used_calls = sum(1 for s in d.steps if s.call is not None)
-        used_tokens = len(prefix) - len(prompt)
         key = f"{d.task.id}#draft"
         rcfg = cfg.model_copy(update={
-            "group_size": 1, "max_tool_calls": max(0, cfg.max_tool_calls + extra_calls - used_calls),
-            "max_response_tokens": max(1, cfg.max_response_tokens - used_tokens),
+            "group_size": 1, "max_tool_calls": max(0, cap - used_calls),
+            "max_response_tokens": max(1, cfg.max_response_tokens - (len(prefix) - len(prompt))),
         })
         (cont,) = (await rollout(engine, _PrefixProtocol(protocol, {key: prefix}), [Task(key, d.task.prompt, d.task.answer, d.task.meta)], rcfg))[0]
         base = len(d.segments)
@@ -225,8 +241,8 @@ async def continue_drafts(drafts: Sequence[Draft], engine, protocol: Protocol, t
         if tr.answer is None:
             tr.answer = protocol.extract_answer(tr.text)
         tr.metrics.update(trajectory_metrics(tr))
-        out.append(tr)
-    return out
+        out[i] = tr
+    return [t for t in out if t is not None]
 
 
 # -- the flywheel ------------------------------------------------------------------------------
