@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tirl.protocol import HermesProtocol, TagProtocol
+from tirl.tools import Calculator
 from tirl.types import Script, ScriptStep
 
 from conftest import EchoTool
@@ -107,3 +108,10 @@ def test_hermes_parser_never_raises(tiny, text, eos):
     if t.call is not None and t.call.error is None:
         assert t.call.name == "python" and "code" in t.call.arguments
     p.format_error(text)
+
+
+def test_tag_system_prompt_names_tools_only_when_there_are_some():
+    bare = TagProtocol([]).system_prompt()
+    assert "tool" not in bare.lower() and "<answer>" in bare and "<python>" not in bare
+    with_calc = TagProtocol([Calculator()]).system_prompt()
+    assert "Available tools:" in with_calc and "<calculator>" in with_calc

@@ -42,11 +42,14 @@ class TagProtocol(Protocol):
     def system_prompt(self) -> str:
         if self._system_prompt is not None:
             return self._system_prompt
-        lines = [
-            "You are a helpful assistant that solves problems step by step and can run tools.",
-            "Think inside <think> </think>. To use a tool, write its input between the tool's tags; "
-            "the result comes back inside <result> </result>. Available tools:",
-        ]
+        if not self.tools:  # no tools: say nothing about them
+            lines = ["You are a helpful assistant that solves problems step by step.", "Think inside <think> </think>."]
+        else:
+            lines = [
+                "You are a helpful assistant that solves problems step by step and can run tools.",
+                "Think inside <think> </think>. To use a tool, write its input between the tool's tags; "
+                "the result comes back inside <result> </result>. Available tools:",
+            ]
         for t in self.tools.values():
             # the tag carries the tool's one main argument, so its JSON schema would only add noise
             lines.append(f"- <{t.name}>{t.main_arg}</{t.name}>: {t.description}")
