@@ -16,6 +16,7 @@ from tirl.engine.hf import HFEngineConfig
 from tirl.engine.openai import OpenAIEngineConfig
 from tirl.rollout.agent_loop import RolloutConfig
 from tirl.rollout.arpo import ARPOConfig
+from tirl.rollout.e3 import E3Config
 from tirl.rollout.elpo import ELPOConfig
 
 
@@ -122,15 +123,25 @@ class AlgoConfig(_Section):
     """Optimiser passes over each batch (1 = strictly on-policy)."""
     mask_truncated: bool = False
     """Zero the loss mask of trajectories cut by the token budget."""
+    offpolicy_coef: float = Field(0.0, ge=0.0)
+    """Weight of the off-policy term on expert tokens of the rows (offpolicy = 1 and not
+    detached; E3-TIR's expert-guided sample); 0 disables it. Its tokens share the aggregation's
+    normaliser with the policy tokens (LUFFY, arXiv 2504.14945, Eq. 6)."""
+    offpolicy_loss: Literal["regularized_is"] = "regularized_is"
+    """The off-policy term (``tirl.algo.offpolicy``): LUFFY's regularised importance weight
+    -p/(p + gamma) * A, with the expert's probability taken as 1."""
+    offpolicy_gamma: float = Field(0.1, gt=0.0)
+    """gamma of p/(p + gamma) (LUFFY: 0.1)."""
 
 
 class StrategyConfig(_Section):
     """How each task's trajectories are sampled and credited (``tirl.train.strategies``)."""
 
-    name: Literal["flat", "arpo", "elpo"] = "flat"
+    name: Literal["flat", "arpo", "elpo", "e3"] = "flat"
     """flat: rollout.group_size independent samples per task (GRPO family); arpo: entropy-adaptive
     branching after tool calls (ALGORITHMS.md §3); elpo: binary-search error-localisation trees,
-    hierarchical advantages and error-localised clipping (ALGORITHMS.md §4)."""
+    hierarchical advantages and error-localised clipping (ALGORITHMS.md §4); e3: E3-TIR's
+    expert-anchored warm-up, then plain GRPO (ALGORITHMS.md §5)."""
     dedupe_prefix: bool = False
     """Train each token shared by several branches of a tree once (its other copies are
     detached) instead of once per root-to-leaf row. Needs per-node credit (elpo, or arpo with
@@ -139,6 +150,7 @@ class StrategyConfig(_Section):
     """Write every step's trees to trees/step_XXXX.jsonl in the run directory."""
     arpo: ARPOConfig = ARPOConfig()
     elpo: ELPOConfig = ELPOConfig()
+    e3: E3Config = E3Config()
 
     @model_validator(mode="after")
     def _credit_fits(self) -> "StrategyConfig":

@@ -36,6 +36,9 @@ class LossInput:
 class LossConfig:
     dual_clip: float | None = None
     """Dual-clip constant c (> 1) bounding the loss of negative-advantage tokens; None disables it."""
+    offpolicy_gamma: float = 0.1
+    """gamma of the off-policy term's regularised importance weight p / (p + gamma) (LUFFY;
+    ``tirl.algo.offpolicy``); unused by the on-policy losses."""
 
 
 @dataclass

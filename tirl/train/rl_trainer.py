@@ -35,7 +35,7 @@ from tirl.train.strategies import make_strategy
 from tirl.train.sft import file_trajectories, reference_trajectories, run_sft
 from tirl.train.run_log import RunLog
 from tirl.train.update import policy_update
-from tirl.types import Task, Trajectory
+from tirl.types import Origin, Task, Trajectory
 
 
 def engine_counters(engine) -> dict[str, int]:
@@ -63,7 +63,9 @@ class RLTrainer:
         self.rt = C.build_runtime(cfg, self.policy.generation_model(), self.tokenizer, seed=cfg.train.seed)
         self.progress = Progress(step=0, total=cfg.train.steps)  # read by scheduled rewards (ET-Agent σ decay)
         self.rewards = C.rewards(cfg, self.rt.protocol, self.progress)
-        self.strategy = make_strategy(cfg)  # flat groups, ARPO or ELPO trees (strategy.name)
+        self.strategy = make_strategy(cfg)  # flat groups, ARPO or ELPO trees, E3-TIR (strategy.name)
+        if callable(getattr(self.strategy, "bind", None)):
+            self.strategy.bind(self)  # E3-TIR reads the live step, the policy model and the cost totals
         self.stream = TaskStream(C.tasks(cfg, "train", cfg.task.n_train), seed=cfg.train.seed)
         self.eval_tasks = C.tasks(cfg, cfg.task.eval_split, cfg.task.n_eval)
         o = cfg.optim
@@ -144,6 +146,13 @@ class RLTrainer:
                 "train/tokens": float(stats.n_tokens), "train/rows": float(stats.n_rows), "time/update_s": time.perf_counter() - t1,
             })
             self.totals["train_tokens"] += stats.n_tokens
+            if stats.n_offpolicy_tokens:
+                metrics.update({"loss/offpolicy": stats.offpolicy_loss, "policy/offpolicy_weight": stats.offpolicy_weight, "train/offpolicy_tokens": float(stats.n_offpolicy_tokens)})
+                self.totals["offpolicy_tokens"] += stats.n_offpolicy_tokens
+        if callable(getattr(self.strategy, "step_report", None)):
+            extra, costs = self.strategy.step_report(trees)  # E3-TIR: its metrics and expert costs
+            metrics.update(extra)
+            self.totals.update(costs)
         metrics["lr"] = self.scheduler.get_last_lr()[0]
         self.scheduler.step()
         self.step += 1
@@ -225,6 +234,7 @@ class RLTrainer:
         t0 = time.perf_counter()
         history = run_sft(self.policy.model, trajs, s, self.tokenizer.pad_token_id, self.cfg.optim.micro_batch_size, self.cfg.optim.bf16, self.cfg.train.seed, on_step)
         self.totals["sft_tokens"] += sum(h.tokens for h in history)
+        self.totals["expert_tokens"] += sum(len(g) for t in trajs for g in t.segments if g.origin is not Origin.TOOL)
         self.totals["wall_s"] += time.perf_counter() - t0
         with open(self.run_dir / "sft_metrics.jsonl", "w") as f:
             for h in history:
@@ -276,5 +286,7 @@ class RLTrainer:
             results["plot"] = plot_metrics(self.log.read(), self.run_dir / "plots" / "curves.png", title=self.cfg.run.name)
         finally:
             self.log.close()
+            if callable(getattr(self.strategy, "aclose", None)):
+                self.loop.run_until_complete(self.strategy.aclose())
             self.loop.run_until_complete(self.rt.aclose())
         return results

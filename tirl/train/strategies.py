@@ -9,6 +9,7 @@
   token of a step the mean advantage of the leaves below it (``tirl.algo.tree_advantages``).
 - ``elpo``: BEL trees (``tirl.rollout.elpo``), hierarchical advantages per step and
   error-localised lower clip bounds on the critical suffixes.
+- ``e3``: E3-TIR's expert-anchored warm-up, then ``flat`` or ``arpo`` (``tirl.train.e3``).
 
 The recipe picks one by name (``strategy.name``); nothing else in the trainer depends on it.
 """
@@ -145,4 +146,8 @@ STRATEGIES = {"flat": FlatStrategy, "arpo": ARPOStrategy, "elpo": ELPOStrategy}
 
 
 def make_strategy(cfg: Config) -> Strategy:
+    if cfg.strategy.name == "e3":  # tirl.train.e3 builds on this module (Credit, the strategy it hands over to)
+        from tirl.train.e3 import E3Strategy
+
+        return E3Strategy(cfg)
     return STRATEGIES[cfg.strategy.name](cfg)

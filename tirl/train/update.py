@@ -8,6 +8,11 @@ and no second forward is spent. With several passes they are recomputed once, wi
 gradient, before the first pass. Either way the gap to the engine's sampling log-probs is
 logged (it catches stale weights and sampler/trainer mismatch; it is not zero under bf16 and
 is large by design when sampling at a temperature other than 1).
+
+Off-policy term (``algo.offpolicy_coef > 0``; E3-TIR's expert-guided sample, ALGORITHMS.md §5):
+expert tokens (``offpolicy = 1``) that are not detached take ``tirl.algo.offpolicy``'s loss with
+their row's advantage instead of the PPO ratio, and count in the same aggregation normaliser as
+the policy tokens (LUFFY, arXiv 2504.14945, Eq. 6: one 1/Z over on- and off-policy tokens).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Sequence
 import torch
 
 from tirl.algo import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES, BatchCounts, LossConfig, LossInput
+from tirl.algo.offpolicy import OFFPOLICY_LOSSES
 from tirl.config import AlgoConfig, OptimConfig
 from tirl.train.logprobs import first_scored_position, token_logprobs
 from tirl.train.rows import collate
@@ -37,6 +43,11 @@ class UpdateStats:
     ratio_max: float = 1.0
     n_tokens: int = 0
     n_rows: int = 0
+    offpolicy_loss: float = 0.0
+    """The off-policy term's share of ``loss`` (already weighted)."""
+    offpolicy_weight: float = 0.0
+    """Mean regularised importance weight f(p) over the off-policy tokens."""
+    n_offpolicy_tokens: int = 0
 
 
 def _chunks(rows: Sequence[TrainRow], n: int):
@@ -55,8 +66,12 @@ def policy_update(policy, optimizer: torch.optim.Optimizer, rows: Sequence[Train
     by_len = sorted(rows, key=len)
     batches = [collate(mb, pad_id) for mb in _chunks(by_len, optim.micro_batch_size)]
     masks = [train_mask(b) for b in batches]
-    counts = BatchCounts(n_tokens=float(sum(m.sum() for m in masks)), n_seqs=float(sum((m.sum(-1) > 0).sum() for m in masks)), norm_constant=norm_constant)
-    st.n_tokens = int(counts.n_tokens)
+    # expert tokens trained by the off-policy term (disjoint from the on-policy mask)
+    off_masks = [b["offpolicy_BT"] * (1 - b["detach_BT"]) if algo.offpolicy_coef > 0 else torch.zeros_like(m) for b, m in zip(batches, masks)]
+    both = [m + mo for m, mo in zip(masks, off_masks)]
+    counts = BatchCounts(n_tokens=float(sum(m.sum() for m in both)), n_seqs=float(sum((m.sum(-1) > 0).sum() for m in both)), norm_constant=norm_constant)
+    st.n_tokens = int(sum(m.sum() for m in masks))
+    st.n_offpolicy_tokens = int(sum(m.sum() for m in off_masks))
     if counts.n_tokens == 0:
         return st
     engine_logp = [b["old_logp_BT"].clone() for b in batches]
@@ -72,12 +87,21 @@ def policy_update(policy, optimizer: torch.optim.Optimizer, rows: Sequence[Train
     params = policy.trainable_parameters()
     for epoch in range(algo.ppo_epochs):
         optimizer.zero_grad(set_to_none=True)
-        tot = {"loss": 0.0, "pg": 0.0, "kl": 0.0, "clip": 0.0, "ent": 0.0, "gap": 0.0, "rmax": 0.0}
+        tot = {"loss": 0.0, "pg": 0.0, "kl": 0.0, "clip": 0.0, "ent": 0.0, "gap": 0.0, "rmax": 0.0, "off": 0.0, "fp": 0.0}
         for i, (b, m) in enumerate(zip(batches, masks)):
-            logp, ent = token_logprobs(model, b["ids_BT"], b["attn_BT"], with_entropy=True, bf16=optim.bf16, first=first_scored_position(m))
+            mo = off_masks[i]
+            logp, ent = token_logprobs(model, b["ids_BT"], b["attn_BT"], with_entropy=True, bf16=optim.bf16, first=first_scored_position(m + mo))
             old = b["old_logp_BT"] if algo.ppo_epochs > 1 else logp.detach()
-            out = loss_fn(LossInput(logp, old, b["adv_BT"], m, b["clip_low_BT"], b["clip_high_BT"]), LossConfig(algo.dual_clip))
-            pg = agg(out.loss_BT, m, counts)
+            lcfg = LossConfig(algo.dual_clip, algo.offpolicy_gamma)
+            out = loss_fn(LossInput(logp, old, b["adv_BT"], m, b["clip_low_BT"], b["clip_high_BT"]), lcfg)
+            if st.n_offpolicy_tokens:
+                # one per-token loss over both masks, so per-sequence aggregations see each row once
+                off = OFFPOLICY_LOSSES[algo.offpolicy_loss](LossInput(logp, old, b["adv_BT"], mo, b["clip_low_BT"], b["clip_high_BT"]), lcfg)
+                pg = agg(torch.where(mo > 0, algo.offpolicy_coef * off.loss_BT, out.loss_BT), m + mo, counts)
+                tot["off"] += agg(algo.offpolicy_coef * off.loss_BT, mo, counts).item()
+                tot["fp"] += float((off.ratio_BT * mo).sum())
+            else:
+                pg = agg(out.loss_BT, m, counts)
             loss = pg
             if algo.kl_coef > 0:
                 kl = agg(KL_ESTIMATORS[algo.kl_estimator](logp, ref_logps[i]), m, counts)
@@ -94,10 +118,12 @@ def policy_update(policy, optimizer: torch.optim.Optimizer, rows: Sequence[Train
         st.grad_norm = float(torch.nn.utils.clip_grad_norm_(params, optim.grad_clip))
         optimizer.step()
         if epoch == 0:
-            st.logp_gap_engine = tot["gap"] / counts.n_tokens
+            st.logp_gap_engine = tot["gap"] / max(st.n_tokens, 1)
     st.loss, st.pg_loss, st.kl = tot["loss"], tot["pg"], tot["kl"]
-    st.clip_frac = tot["clip"] / counts.n_tokens
-    st.entropy = tot["ent"] / counts.n_tokens
+    st.clip_frac = tot["clip"] / max(st.n_tokens, 1)
+    st.entropy = tot["ent"] / max(st.n_tokens, 1)
     st.ratio_max = tot["rmax"]
+    st.offpolicy_loss = tot["off"]
+    st.offpolicy_weight = tot["fp"] / max(st.n_offpolicy_tokens, 1)
     optimizer.zero_grad(set_to_none=True)
     return st
