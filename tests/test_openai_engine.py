@@ -40,6 +40,8 @@ class FakeServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self.delay = 0.0
+        self.refuse_status = 500
+        self.fail_text = ""
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
@@ -58,7 +60,7 @@ class FakeServer:
                     raise httpx.ConnectError("connection refused", request=request)
                 if f == "hang":
                     await asyncio.sleep(30)
-                return httpx.Response(int(f), text=f"failure {f}", headers={"retry-after": "0"} if f == 429 else {})
+                return httpx.Response(int(f), text=self.fail_text or f"failure {f}", headers={"retry-after": "0"} if f == 429 else {})
             if request.url.path.endswith("/models"):
                 return httpx.Response(200, json={"object": "list", "data": [{"id": "served-model"}]})
             body = json.loads(request.content)
@@ -73,7 +75,8 @@ class FakeServer:
     def completion(self, body: dict) -> httpx.Response:
         prompt = body["prompt"]
         if self.style == "llamacpp" and not isinstance(prompt, str):
-            return httpx.Response(422, json={"detail": [{"loc": ["body", "prompt"], "msg": "Input should be a valid string"}]})
+            # llama_cpp.server answers its request validation errors with HTTP 500
+            return httpx.Response(self.refuse_status, json={"error": {"message": "1 validation errors: {'loc': ('body', 'prompt', 'str'), 'msg': 'Input should be a valid string'}"}})
         n_prompt = len(prompt) if isinstance(prompt, list) else len(self.tok(prompt, add_special_tokens=False)["input_ids"])
         sampled = self.tok(self.reply + (self.stop_cut or ""), add_special_tokens=False)["input_ids"]
         text = self.reply  # the stop string is cut from the text, as both servers do by default
@@ -116,8 +119,10 @@ def test_vllm_style_token_ids_in_and_out(tok):
     assert eng.prompt_format == "token_ids" and eng.stats.retokenised == 0 and eng.stats.tokens_generated == len(want)
 
 
-def test_llamacpp_style_falls_back_to_text_and_maps_pieces(tok):
+@pytest.mark.parametrize("refuse_status", [500, 422])
+def test_llamacpp_style_falls_back_to_text_and_maps_pieces(tok, refuse_status):
     srv = FakeServer(tok, "llamacpp", reply="The sum is 4. ", stop_cut="</answer>")
+    srv.refuse_status = refuse_status
     with engine(srv, tok) as eng:
         chat = tok.apply_chat_template([{"role": "user", "content": "2+2?"}], tokenize=False, add_generation_prompt=True)
         prefix = tok(chat, add_special_tokens=False)["input_ids"]
@@ -196,6 +201,16 @@ def test_client_error_is_not_retried(tok):
     srv.fail = [404]
     with engine(srv, tok, model="m", prompt_format="token_ids") as eng:
         with pytest.raises(OpenAIEngineError, match=r"HTTP 404 \(is base_url=.* the API root, including /v1\?\): failure 404"):
+            eng.generate([req(tok)])
+    assert len(srv.paths) == 1
+
+
+def test_validation_error_reported_as_500_is_not_retried(tok):
+    srv = FakeServer(tok)
+    srv.fail = [500]
+    srv.fail_text = "1 validation error: top_k must be >= 0"
+    with engine(srv, tok, model="m", prompt_format="token_ids") as eng:
+        with pytest.raises(OpenAIEngineError, match=r"HTTP 500 \(the server rejected the request\): 1 validation error"):
             eng.generate([req(tok)])
     assert len(srv.paths) == 1
 

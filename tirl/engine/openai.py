@@ -288,7 +288,9 @@ class OpenAIEngine:
         base = min(self.config.backoff_s * 2 ** (attempt - 1), _MAX_BACKOFF_S)
         return base * (0.5 + random.random() / 2)  # jitter: concurrent retries do not arrive together
 
-    async def _request(self, method: str, path: str, body: dict | None = None) -> dict:
+    async def _request(self, method: str, path: str, body: dict | None = None, probe: bool = False) -> dict:
+        """One API call with retries. ``probe``: a reply that complains about the prompt fails at
+        once whatever its status (llama.cpp's server answers a validation error with HTTP 500)."""
         client = self._ensure_client()
         assert self._sem is not None
         url = f"{self._base}{path}"
@@ -312,6 +314,11 @@ class OpenAIEngine:
                 last = f"{type(e).__name__}: {e or 'connection failed'}"
                 continue
             status = resp.status_code
+            if probe and status >= 400 and "prompt" in resp.text.lower():
+                raise OpenAIEngineError(f"{method} {url}: HTTP {status}: {_snippet(resp.text)}", url, status, resp.text)
+            if status >= 500 and "validation error" in resp.text.lower():
+                # llama.cpp's server reports a malformed request as HTTP 500: retrying cannot help
+                raise OpenAIEngineError(f"{method} {url}: HTTP {status} (the server rejected the request): {_snippet(resp.text)}", url, status, resp.text)
             if status in _RETRY_STATUS or status >= 500:
                 last, last_status = f"HTTP {status}: {_snippet(resp.text)}", status
                 retry_after = _retry_after(resp.headers.get("retry-after"))
@@ -393,11 +400,13 @@ class OpenAIEngine:
         sp = req.sampling
         fmt = self._prompt_format or "token_ids"
         prompt: list[int] | str = list(req.prefix_ids) if fmt == "token_ids" else self._detokenise(req.prefix_ids)
+        undecided = self._prompt_format is None
         try:
-            data = await self._request("POST", "/completions", self._completion_body(model, prompt, sp))
+            data = await self._request("POST", "/completions", self._completion_body(model, prompt, sp), probe=undecided)
         except OpenAIEngineError as e:
-            # auto: a server that validates the prompt as text answers 400/422 to an id array
-            if self._prompt_format is not None or e.status not in (400, 422):
+            # auto: a server that takes the prompt as text only refuses an id array (vLLM and the
+            # OpenAI API accept it; llama.cpp's Python server answers HTTP 500 with a validation error)
+            if not undecided or e.status is None or not (e.status in (400, 422) or "prompt" in e.body.lower()):
                 raise
             fmt, prompt = "text", self._detokenise(req.prefix_ids)
             try:
@@ -555,8 +564,8 @@ _CHAT_DEFAULT = SamplingParams(temperature=0.0, max_new_tokens=512)  # judges an
 
 
 def _sampling_extensions(sp: SamplingParams) -> dict[str, Any]:
-    # top_k -1 disables the filter in both vLLM (which rejects 0 in older versions) and llama.cpp
-    return {"top_k": sp.top_k if sp.top_k > 0 else -1, "min_p": 0.0, "repeat_penalty": 1.0, "repetition_penalty": 1.0}
+    # top_k 0 disables the filter in llama.cpp (which rejects -1) and in current vLLM
+    return {"top_k": sp.top_k, "min_p": 0.0, "repeat_penalty": 1.0, "repetition_penalty": 1.0}
 
 
 def _check_conversations(conversations: Sequence[Sequence[dict[str, str]]]) -> list[list[dict[str, str]]]:
