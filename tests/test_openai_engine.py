@@ -247,12 +247,40 @@ def test_sync_generate_inside_a_running_loop_and_async_generate(tok):
     with engine(srv, tok, model="m") as eng:
 
         async def main():
-            a = eng.generate([req(tok)])  # as the agent loop does with HFEngine: blocks this thread
-            b = await eng.agenerate([req(tok), req(tok)])
-            return a, b
+            a = eng.generate([req(tok)])  # as a sync caller inside a coroutine: blocks this thread
+            b = await eng.agenerate(GenerationRequest(req(tok).prefix_ids, seed=2**40 + 5))  # one request, like HFEngine's
+            c = await eng.agenerate_many([req(tok), req(tok)])
+            return a, b, c
 
-        a, b = asyncio.run(main())
-    assert len(a) == 1 and len(b) == 2 and a[0].token_ids == b[1].token_ids
+        a, b, c = asyncio.run(main())
+    assert len(a) == 1 and len(c) == 2 and a[0].token_ids == b.token_ids == c[1].token_ids
+    assert srv.bodies[1]["seed"] == (2**40 + 5) % 2**31 and "seed" not in srv.bodies[0]
+
+
+def test_agent_loop_drives_the_engine(tok, echo_tool):
+    """tirl's agent loop runs on OpenAIEngine (through agenerate): a tool call, its observation
+    and a closed answer, with the stop strings the server cut restored."""
+    from tirl.protocol import TagProtocol
+    from tirl.rollout.agent_loop import RolloutConfig, rollout
+    from tirl.types import Task
+
+    replies = iter(["<python>print(2+2)", "<answer>The answer is \\boxed{4}."])
+
+    class Scripted(FakeServer):
+        def completion(self, body):
+            if not isinstance(body["prompt"], str):
+                return super().completion(body)  # refused: llama.cpp takes text prompts only
+            self.reply = next(replies)
+            self.stop_cut = "</python>" if "<python>" in self.reply else "</answer>"
+            return super().completion(body)
+
+    srv = Scripted(tok, "llamacpp")
+    cfg = RolloutConfig(group_size=1, temperature=1.0)
+    with engine(srv, tok, model="m") as eng:
+        (group,) = asyncio.run(rollout(eng, TagProtocol([echo_tool]), [Task(id="t", prompt="2+2?", answer="4")], cfg))
+    tr = group[0]
+    assert tr.answer == "4" and tr.n_tool_calls == 1 and "</python>" in tr.text and tr.text.rstrip().endswith("</answer>")
+    assert tr.stop_reason.value == "answer"
 
 
 def test_chat_helper_and_api_key(tok, monkeypatch):

@@ -11,7 +11,9 @@ Both are async inside (httpx, one private event loop in a daemon thread, one con
 one concurrency limit shared by every caller). ``generate``/``chat`` are synchronous and may be
 called from any thread, including from inside a running event loop (the agent loop calls
 ``engine.generate`` from a coroutine, as it does with HFEngine; the calling thread waits);
-``agenerate``/``achat`` are awaitable and do not block the caller's loop.
+``agenerate`` (one request, as HFEngine's), ``agenerate_many`` and ``achat`` are awaitable and do
+not block the caller's loop. A request's ``seed`` is sent as the API's ``seed`` (vLLM samples a
+seeded request reproducibly; llama-cpp-python's server, in our test, did not).
 
 Every request is retried with exponential backoff (and jitter; ``Retry-After`` is honoured) on
 connection errors, timeouts, HTTP 429 and 5xx; any other HTTP error fails at once. Errors are
@@ -20,8 +22,9 @@ connection errors, timeouts, HTTP 429 and 5xx; any other HTTP error fails at onc
 What servers return differs, and the engine says which path it took (``stats``):
 
 * **Prompt.** The OpenAI API allows a prompt as an array of token ids; vLLM accepts it.
-  llama.cpp's Python server (``llama_cpp.server``) accepts only text (HTTP 422 on an array).
-  With ``prompt_format="auto"`` the first refusal switches the engine to text: the prefix is
+  llama.cpp's Python server (``llama_cpp.server``) accepts only text (it answers an array with
+  a validation error, as HTTP 500). With ``prompt_format="auto"`` the first refusal (HTTP 400 or
+  422, or any error that names the prompt) switches the engine to text: the prefix is
   decoded with special tokens kept, and the server re-tokenises it (parsing special tokens).
   That is exact only when the server's tokenizer is the same as ours and the text re-tokenises
   to the same ids; the server's ``usage.prompt_tokens`` is compared with the prefix length and
@@ -41,7 +44,9 @@ What servers return differs, and the engine says which path it took (``stats``):
   does not say which. vLLM's ``stop_reason`` says it; llama.cpp's log-probs cover the stop
   string's tokens although its text is cut before the stop string, which shows which one hit.
   A stop string ends the completion like in HFEngine: its tokens are part of the completion.
-  On EOS the tokenizer's EOS id is appended (logprob NaN) unless the server already returned it.
+  On EOS the tokenizer's EOS id is appended (logprob NaN) unless the server already returned it;
+  a server that stops on several end tokens (SmolLM2: ``<|im_end|>``, ``<|endoftext|>``) does not
+  say which it sampled, so the appended id may differ from the sampled one.
   ``stop_token_ids`` are sent as vLLM's extension and also enforced here on the returned ids.
 * **Sampling.** llama.cpp's server defaults (top_k 40, min_p 0.05, repeat penalty 1.1) differ
   from tirl's; with ``sampling_extensions`` (default) the engine sends top_k, min_p=0 and
@@ -101,7 +106,9 @@ class OpenAIEngineConfig(BaseModel):
     """How ``generate`` sends a prefix: token ids (exact), decoded text (the server re-tokenises),
     or auto: token ids until the server refuses them once, then text."""
     logprobs: bool = True
-    """Ask for per-token log-probs (also how llama.cpp reveals the sampled tokens)."""
+    """Ask for per-token log-probs (also how llama.cpp reveals the sampled tokens). Off, llama.cpp's
+    completions are re-tokenised text; on, its Python server sorts the whole vocabulary per token,
+    which cost 2-6x in throughput here (docs/BENCHMARKS.md)."""
     sampling_extensions: bool = True
     """Send the non-OpenAI sampling fields of vLLM and llama.cpp (top_k, min_p, repetition
     penalties, stop_token_ids, token ids in log-probs) so the server samples as asked; turn off
@@ -360,8 +367,14 @@ class OpenAIEngine:
         self._check_requests(requests)
         return self._run(self._generate(list(requests)))
 
-    async def agenerate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
-        """``generate`` for async callers: awaits without blocking the caller's event loop."""
+    async def agenerate(self, request: GenerationRequest) -> Completion:
+        """One request from a coroutine, as HFEngine's: the agent loop drives each trajectory
+        with it, so a trajectory waiting on a tool holds no slot. Does not block the caller's loop."""
+        self._check_requests([request])
+        return (await self._call(self._generate([request])))[0]
+
+    async def agenerate_many(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        """``generate`` for async callers."""
         self._check_requests(requests)
         return await self._call(self._generate(list(requests)))
 
@@ -380,8 +393,10 @@ class OpenAIEngine:
         model = await self._resolve_model()
         return await _gather_or_cancel([self._complete(model, r) for r in reqs])
 
-    def _completion_body(self, model: str, prompt: list[int] | str, sp: SamplingParams) -> dict:
+    def _completion_body(self, model: str, prompt: list[int] | str, sp: SamplingParams, seed: int | None) -> dict:
         body: dict[str, Any] = {"model": model, "prompt": prompt, "max_tokens": sp.max_new_tokens, "temperature": sp.temperature, "top_p": sp.top_p, "n": 1, "stream": False}
+        if seed is not None:
+            body["seed"] = seed % 2**31  # llama.cpp's sampler seed is 32-bit; tirl's seeds are 62-bit
         if sp.stop_strings:
             body["stop"] = list(sp.stop_strings)
         if self.config.logprobs:
@@ -402,7 +417,7 @@ class OpenAIEngine:
         prompt: list[int] | str = list(req.prefix_ids) if fmt == "token_ids" else self._detokenise(req.prefix_ids)
         undecided = self._prompt_format is None
         try:
-            data = await self._request("POST", "/completions", self._completion_body(model, prompt, sp), probe=undecided)
+            data = await self._request("POST", "/completions", self._completion_body(model, prompt, sp, req.seed), probe=undecided)
         except OpenAIEngineError as e:
             # auto: a server that takes the prompt as text only refuses an id array (vLLM and the
             # OpenAI API accept it; llama.cpp's Python server answers HTTP 500 with a validation error)
@@ -410,7 +425,7 @@ class OpenAIEngine:
                 raise
             fmt, prompt = "text", self._detokenise(req.prefix_ids)
             try:
-                data = await self._request("POST", "/completions", self._completion_body(model, prompt, sp))
+                data = await self._request("POST", "/completions", self._completion_body(model, prompt, sp, req.seed))
             except OpenAIEngineError as e2:
                 raise OpenAIEngineError(f"{e2} (a token-id prompt was refused before: HTTP {e.status}: {_snippet(e.body)})", e2.url, e2.status, e2.body) from e2
             if self._prompt_format is None:
