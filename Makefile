@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml Makefile scripts/ensure_bwrap.sh
 setup: $(STAMP)
 
 demo: setup
-	$(PY) -m tirl rollout --model smollm2-135m-instruct --task arith --n-tasks 32 --group-size 4 --out runs/demo
+	$(PY) -m tirl train demo
 
 test: setup
 	$(PY) -m pytest -q

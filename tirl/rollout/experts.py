@@ -138,22 +138,6 @@ class FileExperts:
         pass
 
 
-class _OneRequest:
-    """The agent loop awaits ``agenerate(request) -> completion`` (one request, HFEngine's
-    shape); ``OpenAIEngine.agenerate`` takes and returns lists. This adapter gives the loop the
-    shape it expects, so an endpoint's turns overlap with tool calls like a local engine's."""
-
-    def __init__(self, engine):
-        self.engine = engine
-        self.tokenizer = engine.tokenizer
-
-    def generate(self, requests: Sequence[GenerationRequest]):
-        return self.engine.generate(requests)
-
-    async def agenerate(self, request: GenerationRequest):
-        return (await self.engine.agenerate([request]))[0]
-
-
 def same_vocab(a, b) -> bool:
     return a is b or a.get_vocab() == b.get_vocab()
 
@@ -163,20 +147,17 @@ class EngineExperts:
     run on tirl's tools). ``rollout`` sets its sampling (temperature, token budget, tool cap)."""
 
     def __init__(self, engine: Engine, rollout: RolloutConfig, name: str = "engine", owns_engine: bool = False):
-        from tirl.engine.openai import OpenAIEngine
-
         if getattr(engine, "tokenizer", None) is None:
             raise ValueError(f"expert {name}: the engine needs the expert model's tokenizer (for an endpoint, set endpoints.<name>.tokenizer)")
         self.name = name
         self.engine = engine
-        self.loop_engine = _OneRequest(engine) if isinstance(engine, OpenAIEngine) else engine
         self.rollout = rollout.model_copy(update={"group_size": 1})
         self.owns_engine = owns_engine
 
     async def solve(self, tasks: Sequence[Task], protocol: Protocol, tokenizer) -> list[Trajectory | None]:
         etok = self.engine.tokenizer
         states = start_states(protocol, etok, tasks, 1)
-        trajs = await run_states(self.loop_engine, protocol, states, self.rollout)
+        trajs = await run_states(self.engine, protocol, states, self.rollout)
         retok = not same_vocab(etok, tokenizer)
         out: list[Trajectory | None] = []
         for task, tr in zip(tasks, trajs):
