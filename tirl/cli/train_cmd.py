@@ -146,6 +146,7 @@ def sft_cmd(
 
 
 def eval_cmd(
+    overrides: Optional[List[str]] = typer.Argument(None, help="section.field=value overrides applied last, e.g. endpoints.judge.base_url=http://host:8000/v1 endpoints.judge.model=M (then --judge openai:judge)."),
     model: str = typer.Option("smollm2-135m-instruct", help="Model alias, directory, hub id, or a run directory (its latest checkpoint)."),
     task: str = typer.Option("arith", help="Task source."),
     n: int = typer.Option(8, min=1, help="Samples per task."),
@@ -173,7 +174,7 @@ def eval_cmd(
     if difficulty is not None:
         ov.append(f"task.difficulty={difficulty}")
     try:
-        cfg = load_config(None, ov)
+        cfg = load_config(None, ov + list(overrides or []))
     except ConfigError as e:
         _fail(str(e))
     policy = Policy(cfg)
