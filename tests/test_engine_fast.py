@@ -49,6 +49,20 @@ def test_greedy_tokens_equal_reference_path_under_continuous_batching(tiny):
         assert torch.allclose(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-4)
 
 
+def test_rows_finishing_mid_batch_leave_the_others_intact(tiny):
+    # Budgets differ per request, so rows finish at different steps in the middle of the batch
+    # and the tail rows are moved into the freed slots; every row must still decode exactly as
+    # the reference path (greedy) and as an unconstrained batch (seeded sampling).
+    prompts = _prompts(tiny) * 3
+    greedy = [GenerationRequest(p, SamplingParams(temperature=0.0, max_new_tokens=3 + (5 * i) % 13)) for i, p in enumerate(prompts)]
+    ref = HFEngine(tiny.model, tiny.tokenizer, HFEngineConfig(fast=False, autocast_bf16=False)).generate(greedy)
+    small = HFEngine(tiny.model, tiny.tokenizer, HFEngineConfig(max_batch=5))
+    assert [c.token_ids for c in small.generate(greedy)] == [c.token_ids for c in ref]
+    sampled = [GenerationRequest(p, SamplingParams(temperature=1.0, max_new_tokens=3 + (7 * i) % 11), seed=100 + i) for i, p in enumerate(prompts)]
+    wide = HFEngine(tiny.model, tiny.tokenizer, HFEngineConfig(max_batch=64))
+    assert [c.token_ids for c in small.generate(sampled)] == [c.token_ids for c in wide.generate(sampled)]
+
+
 def test_shared_prefixes_are_computed_once(tiny):
     eng = HFEngine(tiny.model, tiny.tokenizer, HFEngineConfig())
     p = _ids(tiny, "a prompt that every sample of the group shares, long enough for a few blocks of tokens " * 2)

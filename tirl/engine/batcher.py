@@ -297,12 +297,17 @@ class ContinuousBatcher:
 
     def _compact(self, rows: list[_Row]) -> list[_Row]:
         """Drop finished rows; move the last live rows into the freed slots (rows stay 0..R-1)."""
-        live = [r for r in rows if r.finish is None]
-        if len(live) == len(rows):
+        n_live = sum(r.finish is None for r in rows)
+        if n_live == len(rows):
             return rows
-        slot_of = {id(r): s for s, r in enumerate(rows)}
-        for target, r in enumerate(live):
-            src = slot_of[id(r)]
-            if src != target:
-                self.kv.copy_row(src, target, r.length)
-        return live
+        # Fill each freed slot below n_live with a live row from the tail: one KV copy per
+        # finished row. (A stable compaction would shift every row after a finished one, which
+        # copies most of the cache each time a trajectory leaves for a tool call.) Row order
+        # does not matter: every row samples from its own generator.
+        out = list(rows)
+        holes = [s for s in range(n_live) if rows[s].finish is not None]
+        movers = [s for s in range(n_live, len(rows)) if rows[s].finish is None]
+        for hole, src in zip(holes, movers):
+            self.kv.copy_row(src, hole, rows[src].length)
+            out[hole] = rows[src]
+        return out[:n_live]
