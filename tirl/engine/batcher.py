@@ -15,6 +15,7 @@ sampled turn plus the tool result) prefills only the tool result.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -25,6 +26,7 @@ from tirl.engine.llama_fast import FastLlama, KVCache
 from tirl.engine.prefix_store import BLOCK, PrefixStore, common_prefix
 from tirl.engine.sampling import sample_tokens
 from tirl.engine.stops import StopChecker
+from tirl.engine.threads import ThreadTuner
 
 
 @dataclass
@@ -52,10 +54,11 @@ class BatcherStats:
     prefix_tokens_recomputed: int = 0  # prefill tokens in blocks the engine had computed before
     decode_steps: int = 0
     tokens_generated: int = 0
+    decode_threads: int = 0  # threads of the last decode step (chosen by the ThreadTuner)
 
 
 class ContinuousBatcher:
-    def __init__(self, fast: FastLlama, tokenizer, eos_ids: Sequence[int], max_batch: int, prefill_chunk: int, prefix_cache_bytes: int, generator: torch.Generator):
+    def __init__(self, fast: FastLlama, tokenizer, eos_ids: Sequence[int], max_batch: int, prefill_chunk: int, prefix_cache_bytes: int, generator: torch.Generator, decode_threads: int = 0):
         self.fast = fast
         self.tokenizer = tokenizer
         self.eos_ids = set(eos_ids)
@@ -65,6 +68,7 @@ class ContinuousBatcher:
         self.store = PrefixStore(prefix_cache_bytes)
         self.kv: KVCache | None = None
         self.stats = BatcherStats()
+        self.tuner = ThreadTuner.for_config(decode_threads)
         self.pending: list[tuple[object, GenerationRequest]] = []
         self.rows: list[_Row] = []
         self.logits_RV = torch.empty(0, fast.vocab)
@@ -266,7 +270,13 @@ class ContinuousBatcher:
             r.length += 1
         length = pos[:, 0] + 1
         self.stats.decode_steps += 1
-        return self.fast.forward(ids, pos, torch.arange(R), length, self.kv, torch.zeros(R, dtype=torch.long))
+        threads = self.tuner.next_threads()
+        t0 = time.perf_counter()
+        with self.tuner.use(threads):
+            logits = self.fast.forward(ids, pos, torch.arange(R), length, self.kv, torch.zeros(R, dtype=torch.long))
+        self.tuner.record(threads, time.perf_counter() - t0)
+        self.stats.decode_threads = threads
+        return logits
 
     def _sample(self, rows: list[_Row], logits_RV: torch.Tensor) -> None:
         sp = [r.req.sampling for r in rows]

@@ -47,6 +47,10 @@ class HFEngineConfig(BaseModel):
     prefix_cache_gb: float = Field(2.0, ge=0.0)
     """Memory for keys/values of finished sequences that later requests extend (the next turn
     after a tool result, tree branches); 0 disables it. Cleared whenever the weights change."""
+    decode_threads: int = Field(0, ge=0)
+    """Intra-op threads of a decode step; 0 (auto): measured choice between 1 and torch's
+    thread count, re-checked every 64 steps (on a machine shared with tool processes or other
+    jobs, one thread is often much faster; see ``tirl.engine.threads``)."""
 
 
 class HFEngine:
@@ -67,7 +71,7 @@ class HFEngine:
             self.fast = FastLlama(model)
             self.batcher = ContinuousBatcher(
                 self.fast, tokenizer, self.eos_ids, self.config.max_batch, self.config.prefill_chunk,
-                int(self.config.prefix_cache_gb * 2**30), self.generator,
+                int(self.config.prefix_cache_gb * 2**30), self.generator, self.config.decode_threads,
             )
 
     @property
