@@ -258,7 +258,9 @@ class ContinuousBatcher:
             length[b] = min(len(r.ids), cached + end)
             last[b] = max(0, min(N, len(suffix)) - 1)
         rows = torch.tensor([s for s, _, _ in group], dtype=torch.long)
-        return self.fast.forward(ids, pos, rows, length, self.kv, last)
+        # a small prefill (one tool result) is as thread-sensitive as a decode step
+        with self.tuner.use(self.tuner.best if R * N <= 256 else torch.get_num_threads()):
+            return self.fast.forward(ids, pos, rows, length, self.kv, last)
 
     # -- decoding -------------------------------------------------------------------------------
     def _decode(self, rows: list[_Row]) -> torch.Tensor:
