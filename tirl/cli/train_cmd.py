@@ -81,8 +81,10 @@ def train_cmd(
         def on_sft(st):
             nonlocal sft_bar
             if sft_bar is None:
-                sft_bar = progress.add_task("SFT warm-up", total=None)
+                sft_bar = progress.add_task("SFT warm-up", total=st.total_steps or None)
             progress.update(sft_bar, advance=1, description=f"SFT warm-up (loss {st.loss:.3f})")
+            if st.step == st.total_steps:
+                progress.stop_task(sft_bar)  # its clock stops with it
             if not console.is_terminal and st.step % 10 == 0:  # logs to a file get plain lines
                 progress.console.print(f"SFT step {st.step}: loss {st.loss:.3f} ({st.seconds:.1f} s/step)")
 

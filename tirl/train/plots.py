@@ -33,7 +33,14 @@ def plot_metrics(rows: list[dict], out: Path, title: str = "") -> Path | None:
     fig, axes = plt.subplots(nrows, cols, figsize=(4 * cols, 3 * nrows), squeeze=False)
     for ax, (key, label) in zip(axes.flat, panels):
         pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o" if len(pts) < 30 else None, ms=3)
+        sft = [(r["step"], r["eval_sft/accuracy"]) for r in rows if key == "eval/accuracy" and r.get("eval_sft/accuracy") is not None]
+        if sft:  # an SFT warm-up ran at step 0: before it, after it, then the RL evaluations
+            ax.plot([p[0] for p in pts if p[0] == 0], [p[1] for p in pts if p[0] == 0], "s", ms=5, label="before")
+            rl = sft[:1] + [p for p in pts if p[0] > 0]
+            ax.plot([p[0] for p in rl], [p[1] for p in rl], marker="o", ms=3, label="after SFT, then RL")
+            ax.legend(fontsize=8)
+        else:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o" if len(pts) < 30 else None, ms=3)
         ax.set_title(label)
         ax.set_xlabel("step")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

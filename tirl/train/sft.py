@@ -59,6 +59,7 @@ class SFTStats:
     tokens: int
     lr: float
     seconds: float
+    total_steps: int = 0  # steps of the whole run (for progress displays)
 
 
 def run_sft(model, trajs: list[Trajectory], cfg: SFTConfig, pad_id: int, micro_batch_size: int = 4, bf16: bool | None = None, seed: int = 0, on_step: Callable[[SFTStats], None] | None = None) -> list[SFTStats]:
@@ -95,7 +96,7 @@ def run_sft(model, trajs: list[Trajectory], cfg: SFTConfig, pad_id: int, micro_b
             lr = sched.get_last_lr()[0]
             sched.step()
             step += 1
-            st = SFTStats(step, total_loss, int(n_tokens), lr, time.perf_counter() - t0)
+            st = SFTStats(step, total_loss, int(n_tokens), lr, time.perf_counter() - t0, total)
             history.append(st)
             if on_step is not None:
                 on_step(st)
