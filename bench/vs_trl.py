@@ -57,7 +57,7 @@ class Timings:
         return statistics.median(values) if values else float("nan")
 
 
-def tirl_trainer(args, bf16: bool, out_dir: Path):
+def tirl_trainer(args, bf16: bool | None, out_dir: Path):
     from tirl.config import load_config
     from tirl.train.rl_trainer import RLTrainer
 
@@ -74,7 +74,7 @@ def tirl_trainer(args, bf16: bool, out_dir: Path):
         f"rollout.max_response_tokens={args.max_tokens}",
         f"rollout.max_turn_tokens={args.max_tokens}",
         f"optim.lr={args.lr}",
-        f"optim.bf16={str(bf16).lower()}",
+        *([] if bf16 is None else [f"optim.bf16={str(bf16).lower()}"]),  # None: tirl's default (auto)
         "algo.kl_coef=0",
         f"run.out_dir={out_dir}",
         "run.name=tirl",
@@ -189,19 +189,19 @@ def make_callback(args, tirl, results: dict[str, Timings]):
     return Alternate()
 
 
-def run(args, bf16: bool) -> dict[str, Timings]:
-    """Build both trainers at one precision and time them in turn."""
+def run(args, tirl_bf16: bool | None, trl_bf16: bool) -> dict[str, Timings]:
+    """Build both trainers (at the given precisions) and time them in turn."""
     from tirl.train.data import TaskStream
 
     results = {"TRL": Timings(), "tirl": Timings()}
     with tempfile.TemporaryDirectory(prefix="vs_trl-") as tmp:
         out_dir = Path(tmp)
-        tirl = tirl_trainer(args, bf16, out_dir)
+        tirl = tirl_trainer(args, tirl_bf16, out_dir)
         try:
             # the tasks in the order tirl's stream hands them out, so both see the same prompts per step
             tasks = TaskStream(tirl.stream.tasks, tirl.cfg.train.seed).take(args.tasks * (args.warmup + args.steps))
             callback = make_callback(args, tirl, results)
-            trl_trainer(args, bf16, tasks, tirl.rt.protocol, out_dir, callback).train()
+            trl_trainer(args, trl_bf16, tasks, tirl.rt.protocol, out_dir, callback).train()
         finally:
             tirl.loop.run_until_complete(tirl.rt.aclose())
     return results
@@ -217,8 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group", type=int, default=4, help="completions per task")
     parser.add_argument("--max-tokens", type=int, default=128, help="max new tokens per completion")
     parser.add_argument("--lr", type=float, default=1e-6)
-    parser.add_argument("--precision", choices=["bf16", "fp32", "both"], default="bf16",
-                        help="bf16 autocast (both trainers' default) or fp32; 'both' runs bf16 then fp32")
+    parser.add_argument("--precision", choices=["bf16", "fp32", "both", "defaults"], default="bf16",
+                        help="bf16 autocast or fp32 for both; 'both' runs bf16 then fp32; 'defaults' runs each trainer "
+                             "at its own default (TRL: bf16 autocast; tirl: auto = bf16 only where the CPU has native bf16)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     args.model = args.model or ("tiny-random" if args.quick else "smollm2-135m-instruct")
@@ -231,7 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     transformers.logging.set_verbosity_error()
     warnings.filterwarnings("ignore")
     precisions = ["bf16", "fp32"] if args.precision == "both" else [args.precision]
-    all_results = {p: run(args, p == "bf16") for p in precisions}
+    if args.precision == "defaults":
+        from tirl.engine.device import resolve_bf16
+
+        precisions = [f"defaults (tirl {'bf16' if resolve_bf16(None) else 'fp32'}, TRL bf16)"]
+        all_results = {precisions[0]: run(args, None, True)}
+    else:
+        all_results = {p: run(args, p == "bf16", p == "bf16") for p in precisions}
 
     print(f"model={args.model} batch={args.tasks} tasks x {args.group} completions, max_new_tokens={args.max_tokens}, "
           f"lr={args.lr}, no tools, no KL; {args.steps} timed steps after {args.warmup} warm-up (medians)")

@@ -36,12 +36,26 @@ def test_fast_forward_matches_model_logits(tiny):
         assert torch.allclose(got, ref[:, t], atol=1e-4)
 
 
+def test_bf16_layers_stay_close_to_the_fp32_forward(tiny):
+    f32, b16 = FastLlama(tiny.model), FastLlama(tiny.model, bf16=True)
+    assert b16.layers[0].w_gu.dtype == torch.bfloat16 and b16.w_head.dtype == torch.float32
+    torch.manual_seed(1)
+    ids = torch.randint(100, 4000, (2, 12))
+    out = []
+    for f in (f32, b16):
+        kv = KVCache(f.n_layers, 2, f.n_kv, f.head_dim, 16)
+        pos = torch.arange(12)[None].repeat(2, 1)
+        out.append(f.forward(ids, pos, torch.arange(2), torch.full((2,), 12), kv, torch.full((2,), 11)))
+    diff = (out[0] - out[1]).abs().max().item()
+    assert 0 < diff < 0.05 * out[0].std().item()  # bf16 rounding, not a different model
+
+
 def test_greedy_tokens_equal_reference_path_under_continuous_batching(tiny):
     greedy = SamplingParams(temperature=0.0, max_new_tokens=12)
     reqs = [GenerationRequest(p, greedy) for p in _prompts(tiny) * 3]
     ref = HFEngine(tiny.model, tiny.tokenizer, HFEngineConfig(fast=False, autocast_bf16=False)).generate(reqs)
     # max_batch 2 < 12 requests: rows are refilled and compacted as others finish
-    fast = HFEngine(tiny.model, tiny.tokenizer, HFEngineConfig(max_batch=2))
+    fast = HFEngine(tiny.model, tiny.tokenizer, HFEngineConfig(max_batch=2, autocast_bf16=False))
     assert fast.batcher is not None
     got = fast.generate(reqs)
     assert [c.token_ids for c in got] == [c.token_ids for c in ref]
@@ -56,10 +70,10 @@ def test_rows_finishing_mid_batch_leave_the_others_intact(tiny):
     prompts = _prompts(tiny) * 3
     greedy = [GenerationRequest(p, SamplingParams(temperature=0.0, max_new_tokens=3 + (5 * i) % 13)) for i, p in enumerate(prompts)]
     ref = HFEngine(tiny.model, tiny.tokenizer, HFEngineConfig(fast=False, autocast_bf16=False)).generate(greedy)
-    small = HFEngine(tiny.model, tiny.tokenizer, HFEngineConfig(max_batch=5))
+    small = HFEngine(tiny.model, tiny.tokenizer, HFEngineConfig(max_batch=5, autocast_bf16=False))
     assert [c.token_ids for c in small.generate(greedy)] == [c.token_ids for c in ref]
     sampled = [GenerationRequest(p, SamplingParams(temperature=1.0, max_new_tokens=3 + (7 * i) % 11), seed=100 + i) for i, p in enumerate(prompts)]
-    wide = HFEngine(tiny.model, tiny.tokenizer, HFEngineConfig(max_batch=64))
+    wide = HFEngine(tiny.model, tiny.tokenizer, HFEngineConfig(max_batch=64, autocast_bf16=False))
     assert [c.token_ids for c in small.generate(sampled)] == [c.token_ids for c in wide.generate(sampled)]
 
 

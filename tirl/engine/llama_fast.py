@@ -8,8 +8,12 @@ copied once per weight version into fused, transposed matrices (q|k|v and gate|u
 matmul each) and keys/values are written in place into a pre-allocated cache.
 
 The numbers are those of the model's own forward (fp32; a test compares logits), so the
-log-probs the engine reports are the ones the trainer recomputes. Only what decoding needs is
-here: no dropout, no gradients, no output attentions.
+log-probs the engine reports are the ones the trainer recomputes. With ``bf16=True`` (the
+engine's choice where the CPU has native bf16 matmuls, AMX / AVX512-BF16) the layers' matrices
+are kept in bf16 and their products run in bf16 — 2.5-4x faster per matmul at 64+ rows on such
+a CPU — as under the reference path's autocast; the residual stream, norms, attention over the
+fp32 cache and the LM head stay fp32, so logits differ from the fp32 forward only by the layers'
+bf16 rounding. Only what decoding needs is here: no dropout, no gradients, no output attentions.
 """
 
 from __future__ import annotations
@@ -74,8 +78,9 @@ class _Layer:
 class FastLlama:
     """Weights (copied per version) and the forward over ``KV`` slot caches."""
 
-    def __init__(self, model):
+    def __init__(self, model, bf16: bool = False):
         base = _base_model(model)
+        self.dtype = torch.bfloat16 if bf16 else torch.float32  # of the layers' matrices
         c = base.config
         self.n_layers = c.num_hidden_layers
         self.n_heads = c.num_attention_heads
@@ -113,12 +118,12 @@ class FastLlama:
             self.layers.append(
                 _Layer(
                     ln_in=layer.input_layernorm.weight.detach(),
-                    w_qkv=torch.cat([w for w, _ in ws], 0).t().contiguous(),
+                    w_qkv=torch.cat([w for w, _ in ws], 0).t().contiguous().to(self.dtype),
                     b_qkv=bias,
-                    w_o=wo.t().contiguous(),
+                    w_o=wo.t().contiguous().to(self.dtype),
                     ln_post=layer.post_attention_layernorm.weight.detach(),
-                    w_gu=torch.cat([wg, wu], 0).t().contiguous(),
-                    w_down=wd.t().contiguous(),
+                    w_gu=torch.cat([wg, wu], 0).t().contiguous().to(self.dtype),
+                    w_down=wd.t().contiguous().to(self.dtype),
                 )
             )
         self.version = weight_version(self.model)
@@ -139,6 +144,12 @@ class FastLlama:
         return self._rope_cache
 
     # -- forward ------------------------------------------------------------------------------
+    def _mm(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """``x @ w`` in the layers' dtype, returned in fp32 (the residual stream's)."""
+        if w.dtype == torch.float32:
+            return x @ w
+        return (x.to(w.dtype) @ w).float()
+
     def _norm(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         # LlamaRMSNorm: normalise in fp32, then scale
         return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * w
@@ -181,7 +192,7 @@ class FastLlama:
         h = self.embed[ids_RN]  # (R, N, H)
         for i, lay in enumerate(self.layers):
             x = self._norm(h, lay.ln_in)
-            qkv = x @ lay.w_qkv
+            qkv = self._mm(x, lay.w_qkv)
             if lay.b_qkv is not None:
                 qkv = qkv + lay.b_qkv
             q, k, v = qkv.split([NH * D, KV * D, KV * D], dim=-1)
@@ -199,10 +210,10 @@ class FastLlama:
                 o = self._decode_attention(q, Kr, Vr, bias_R11L)
             else:
                 o = F.scaled_dot_product_attention(q, Kr, Vr, attn_mask=mask, enable_gqa=NH != KV)
-            h = h + o.transpose(1, 2).reshape(R, N, NH * D) @ lay.w_o
+            h = h + self._mm(o.transpose(1, 2).reshape(R, N, NH * D), lay.w_o)
             x = self._norm(h, lay.ln_post)
-            g, u = (x @ lay.w_gu).chunk(2, dim=-1)
-            h = h + (F.silu(g) * u) @ lay.w_down
+            g, u = self._mm(x, lay.w_gu).chunk(2, dim=-1)
+            h = h + self._mm(F.silu(g) * u, lay.w_down)
         last = h[torch.arange(R), last_R]  # (R, H)
         logits = self._norm(last, self.ln_final) @ self.w_head
         if self.b_head is not None:
