@@ -12,7 +12,7 @@ from tirl.engine.hf_generate import HFGenerateEngine
 
 
 def test_hf_generate_engine_logprobs_and_budgets(tiny):
-    eng = HFGenerateEngine(tiny.model, tiny.tokenizer, max_batch=4, seed=0)
+    eng = HFGenerateEngine(tiny.model, tiny.tokenizer, max_batch=4, seed=0, bf16=False)
     p = list(tiny.tokenizer("Compute 12 + 30.", add_special_tokens=False)["input_ids"])
     reqs = [GenerationRequest(p, SamplingParams(temperature=1.0, max_new_tokens=n)) for n in (3, 9)]
     short, long = eng.generate(reqs)

@@ -14,6 +14,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -106,10 +107,13 @@ def bench_rollout(
     engines: str = typer.Option("tirl,hf-generate,vllm", help="Engines to run, comma-separated."),
     quick: bool = typer.Option(False, help="A shorter run of the same comparison: 8 tasks x 4, 128 tokens."),
     seed: int = typer.Option(0),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--fp32", help="Precision of both in-process engines; default: each engine's auto choice (HF generate: bf16 autocast where the CPU has native bf16; tirl's fast path: fp32)."),
     out: Path = typer.Option(Path("runs/bench_rollout.json"), help="Where to write the results as JSON."),
 ):
     """Run the same TIR workload through tirl's HFEngine, a plain HF-generate loop and (when
     installed) tirl's in-process vLLM engine; print tokens/s, tool wait share and the speedup over HF generate."""
+    import torch
+
     from tirl.engine import HFEngine, HFEngineConfig
     from tirl.engine.hf_generate import HFGenerateEngine
     from tirl.models import load_model
@@ -138,13 +142,16 @@ def bench_rollout(
             from tirl.engine.factory import EngineConfig, build_engine
 
             engine = build_engine(EngineConfig(backend="vllm", max_batch=max_batch, seed=seed), lm.model, lm.tokenizer)
+            precision = "vllm default"
         elif name == "tirl":
-            engine = HFEngine(lm.model, lm.tokenizer, HFEngineConfig(max_batch=max_batch, seed=seed))
+            engine = HFEngine(lm.model, lm.tokenizer, HFEngineConfig(max_batch=max_batch, seed=seed, autocast_bf16=bf16))
+            precision = ("bf16" if engine.fast.dtype == torch.bfloat16 else "fp32") if engine.batcher is not None else ("bf16" if engine.bf16 else "fp32")
             if engine.batcher is None:
                 console.print(f"tirl: fast path unavailable ({engine.fast_path_reason}); measuring the reference path")
         else:
-            engine = HFGenerateEngine(lm.model, lm.tokenizer, max_batch=max_batch, seed=seed)
-        console.print(f"running {name} ...")
+            engine = HFGenerateEngine(lm.model, lm.tokenizer, max_batch=max_batch, seed=seed, bf16=bf16)
+            precision = "bf16" if engine.bf16 else "fp32"
+        console.print(f"running {name} ({precision}) ...")
         r = _run_engine(name, engine, lm, tasks, cfg, workers=2)
         console.print(f"  {name}: {r.policy_tokens} tokens in {r.wall_s:.1f} s = {r.tokens_per_s:.1f} tokens/s")
         results.append(r)

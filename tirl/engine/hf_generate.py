@@ -18,7 +18,10 @@ from tirl.engine.stops import StopChecker
 
 
 class HFGenerateEngine:
-    def __init__(self, model, tokenizer, max_batch: int = 64, seed: int = 0):
+    def __init__(self, model, tokenizer, max_batch: int = 64, seed: int = 0, bf16: bool | None = None):
+        from tirl.engine.device import resolve_bf16
+
+        self.bf16 = resolve_bf16(bf16)  # auto: bf16 autocast where the CPU has native bf16 matmuls
         self.model = model
         self.tokenizer = tokenizer
         self.max_batch = max_batch
@@ -48,12 +51,8 @@ class HFGenerateEngine:
         for b, r in enumerate(reqs):
             ids[b, L - len(r.prefix_ids) :] = torch.tensor(r.prefix_ids)
             mask[b, L - len(r.prefix_ids) :] = 1
-        kw = dict(do_sample=True, temperature=sp.temperature, top_p=sp.top_p, top_k=sp.top_k or None) if sp.temperature > 0 else dict(do_sample=False)
-        res = self.model.generate(
-            input_ids=ids, attention_mask=mask, max_new_tokens=max(r.sampling.max_new_tokens for r in reqs),
-            stop_strings=list(sp.stop_strings) or None, tokenizer=self.tokenizer, pad_token_id=self.pad_id,
-            return_dict_in_generate=True, output_logits=True, **kw,
-        )
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            res = self._generate(ids, mask, reqs, sp)
         new = res.sequences[:, L:]
         logits = torch.stack(res.logits, dim=1).float() / (sp.temperature if sp.temperature > 0 else 1.0)
         logp = torch.log_softmax(logits, dim=-1)
@@ -78,3 +77,11 @@ class HFGenerateEngine:
             out.append(Completion(toks, lp, ent[b, :n].tolist(), finish, hit))
             self.tokens_generated += n
         return out
+
+    def _generate(self, ids, mask, reqs, sp):
+        kw = dict(do_sample=True, temperature=sp.temperature, top_p=sp.top_p, top_k=sp.top_k or None) if sp.temperature > 0 else dict(do_sample=False)
+        return self.model.generate(
+            input_ids=ids, attention_mask=mask, max_new_tokens=max(r.sampling.max_new_tokens for r in reqs),
+            stop_strings=list(sp.stop_strings) or None, tokenizer=self.tokenizer, pad_token_id=self.pad_id,
+            return_dict_in_generate=True, output_logits=True, **kw,
+        )
