@@ -3,7 +3,7 @@ from the first trained position gives the same values there."""
 
 import torch
 
-from tirl.train.logprobs import first_scored_position, token_logprobs
+from tirl.train.logprobs import first_scored_position, shared_prefix_len, token_logprobs
 
 
 def test_matches_full_forward_and_partial_scoring(tiny):
@@ -27,3 +27,55 @@ def test_matches_full_forward_and_partial_scoring(tiny):
     assert torch.allclose(part[:, first:], full[:, first:], atol=1e-5)
     assert torch.allclose(ent_part[:, first:], ent[:, first:], atol=1e-4)
     assert first_scored_position(torch.zeros(2, 4)) == 4
+
+
+def _group(prompt_len=9, lens=(5, 8, 3), seed=1):
+    """Rows that share a prompt, right-padded: ids, attention mask, trained-token mask."""
+    g = torch.Generator().manual_seed(seed)
+    prompt = torch.randint(0, 1000, (prompt_len,), generator=g)
+    rows = [torch.cat([prompt, torch.randint(0, 1000, (n,), generator=g)]) for n in lens]
+    T = max(len(r) for r in rows)
+    ids, attn, mask = torch.zeros(len(rows), T, dtype=torch.long), torch.zeros(len(rows), T, dtype=torch.long), torch.zeros(len(rows), T)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)], attn[i, : len(r)], mask[i, prompt_len : len(r)] = r, 1, 1
+    return ids, attn, mask
+
+
+def test_shared_prefix_len():
+    ids, attn, mask = _group()
+    first = first_scored_position(mask)
+    assert first == 9
+    assert shared_prefix_len(ids, attn, first) == 8  # below the position that predicts the first trained token
+    assert shared_prefix_len(ids[:1], attn[:1], first) == 0  # one row: nothing to share
+    other = ids.clone()
+    other[1, 4] += 1
+    assert shared_prefix_len(other, attn, first) == 4  # rows diverge at position 4
+    other[1, 1] += 1
+    assert shared_prefix_len(other, attn, first) == 0  # a 1-token prefix is not worth a second forward
+
+
+def test_shared_prefix_gives_the_same_logprobs_and_gradient(tiny):
+    """Running the common prompt once (keys/values repeated per row) is the unshared forward:
+    same log-probs, entropies and parameter gradients."""
+    ids, attn, mask = _group()
+    first = first_scored_position(mask)
+    p = shared_prefix_len(ids, attn, first)
+
+    def run(prefix):
+        tiny.model.zero_grad()
+        logp, ent = token_logprobs(tiny.model, ids, attn, with_entropy=True, bf16=False, first=first, prefix=prefix)
+        (logp * mask * torch.arange(1, ids.shape[1] + 1)).sum().backward()  # position weights: a misalignment would show
+        return logp.detach(), ent, torch.cat([q.grad.flatten() for q in tiny.model.parameters() if q.grad is not None])
+
+    (lp0, ent0, g0), (lp1, ent1, g1) = run(0), run(p)
+    tiny.model.zero_grad()
+    assert p == 8
+    assert torch.allclose(lp1 * mask, lp0 * mask, atol=1e-5)
+    assert torch.allclose(ent1[:, first:] * mask[:, first:], ent0[:, first:] * mask[:, first:], atol=1e-4)
+    assert g0.abs().max() > 0 and torch.allclose(g1, g0, atol=1e-5)
+    try:
+        token_logprobs(tiny.model, ids, attn, first=first, prefix=first)
+    except ValueError as e:
+        assert "shared prefix" in str(e)
+    else:
+        raise AssertionError("a prefix reaching the first scored position must be refused")

@@ -25,6 +25,7 @@ from tirl.engine.device import resolve_bf16
 from tirl.engine.llama_fast import FastLlama, supports
 from tirl.engine.sampling import sample_tokens
 from tirl.engine.stops import StopChecker
+from tirl.models.cache import cache_arg
 
 
 class HFEngineConfig(BaseModel):
@@ -228,5 +229,5 @@ class HFEngine:
 
     def _forward(self, ids_BL, mask_BL, pos_BL, cache) -> torch.Tensor:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            out = self.model(input_ids=ids_BL, attention_mask=mask_BL, position_ids=pos_BL, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            out = self.model(input_ids=ids_BL, attention_mask=mask_BL, position_ids=pos_BL, use_cache=True, logits_to_keep=1, **cache_arg(cache))
         return out.logits[:, -1, :].float()

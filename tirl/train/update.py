@@ -25,7 +25,7 @@ import torch
 from tirl.algo import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES, BatchCounts, LossConfig, LossInput
 from tirl.algo.offpolicy import OFFPOLICY_LOSSES
 from tirl.config import AlgoConfig, OptimConfig
-from tirl.train.logprobs import first_scored_position, token_logprobs
+from tirl.train.logprobs import first_scored_position, shared_prefix_len, token_logprobs
 from tirl.train.rows import collate
 from tirl.types import TrainRow
 
@@ -55,6 +55,25 @@ def _chunks(rows: Sequence[TrainRow], n: int):
         yield rows[i : i + n]
 
 
+def micro_batches(rows: Sequence[TrainRow], size: int, share_prefix: bool) -> list[list[TrainRow]]:
+    """Rows of similar length share a micro-batch (less padding, same gradient: the sum is
+    order-free). With ``share_prefix``, a task's rows (a group, a tree's leaves) are kept
+    together so their common prompt runs once per micro-batch (``token_logprobs(prefix=...)``);
+    tasks with a single row are pooled."""
+    if not share_prefix:
+        return list(_chunks(sorted(rows, key=len), size))
+    by_task: dict[str, list[TrainRow]] = {}
+    for r in rows:
+        by_task.setdefault(r.task_id, []).append(r)
+    out, singles = [], []
+    for task_id, rs in by_task.items():
+        if len(rs) < 2 or not task_id:
+            singles += rs
+            continue
+        out += _chunks(sorted(rs, key=len), size)
+    return out + list(_chunks(sorted(singles, key=len), size))
+
+
 def policy_update(policy, optimizer: torch.optim.Optimizer, rows: Sequence[TrainRow], algo: AlgoConfig, optim: OptimConfig, pad_id: int, norm_constant: float) -> UpdateStats:
     st = UpdateStats(n_rows=len(rows))
     model = policy.model
@@ -62,9 +81,7 @@ def policy_update(policy, optimizer: torch.optim.Optimizer, rows: Sequence[Train
     def train_mask(b):
         return b["mask_BT"] * (1 - b["offpolicy_BT"]) * (1 - b["detach_BT"])
 
-    # rows of similar length share a micro-batch: less padding, same gradient (the sum is order-free)
-    by_len = sorted(rows, key=len)
-    batches = [collate(mb, pad_id) for mb in _chunks(by_len, optim.micro_batch_size)]
+    batches = [collate(mb, pad_id) for mb in micro_batches(rows, optim.micro_batch_size, optim.share_prefix)]
     masks = [train_mask(b) for b in batches]
     # expert tokens trained by the off-policy term (disjoint from the on-policy mask)
     off_masks = [b["offpolicy_BT"] * (1 - b["detach_BT"]) if algo.offpolicy_coef > 0 else torch.zeros_like(m) for b, m in zip(batches, masks)]
@@ -74,15 +91,18 @@ def policy_update(policy, optimizer: torch.optim.Optimizer, rows: Sequence[Train
     st.n_offpolicy_tokens = int(sum(m.sum() for m in off_masks))
     if counts.n_tokens == 0:
         return st
+    firsts = [first_scored_position(m) for m in both]
+    # the common prompt of a micro-batch's rows runs once (0 when sharing is off or nothing is shared)
+    prefixes = [shared_prefix_len(b["ids_BT"], b["attn_BT"], f) if optim.share_prefix else 0 for b, f in zip(batches, firsts)]
     engine_logp = [b["old_logp_BT"].clone() for b in batches]
     if algo.ppo_epochs > 1:
         with torch.no_grad():
-            for b in batches:
-                b["old_logp_BT"], _ = token_logprobs(model, b["ids_BT"], b["attn_BT"], bf16=optim.bf16, first=first_scored_position(train_mask(b)))
+            for b, f, p in zip(batches, firsts, prefixes):
+                b["old_logp_BT"], _ = token_logprobs(model, b["ids_BT"], b["attn_BT"], bf16=optim.bf16, first=f, prefix=p)
     ref_logps = []
     if algo.kl_coef > 0:
         with torch.no_grad(), policy.reference() as ref:
-            ref_logps = [token_logprobs(ref, b["ids_BT"], b["attn_BT"], bf16=optim.bf16, first=first_scored_position(m))[0] for b, m in zip(batches, masks)]
+            ref_logps = [token_logprobs(ref, b["ids_BT"], b["attn_BT"], bf16=optim.bf16, first=f, prefix=p)[0] for b, f, p in zip(batches, firsts, prefixes)]
     loss_fn, agg = POLICY_LOSSES[algo.loss], AGGREGATIONS[algo.aggregation]
     params = policy.trainable_parameters()
     for epoch in range(algo.ppo_epochs):
@@ -90,7 +110,7 @@ def policy_update(policy, optimizer: torch.optim.Optimizer, rows: Sequence[Train
         tot = {"loss": 0.0, "pg": 0.0, "kl": 0.0, "clip": 0.0, "ent": 0.0, "gap": 0.0, "rmax": 0.0, "off": 0.0, "fp": 0.0}
         for i, (b, m) in enumerate(zip(batches, masks)):
             mo = off_masks[i]
-            logp, ent = token_logprobs(model, b["ids_BT"], b["attn_BT"], with_entropy=True, bf16=optim.bf16, first=first_scored_position(m + mo))
+            logp, ent = token_logprobs(model, b["ids_BT"], b["attn_BT"], with_entropy=True, bf16=optim.bf16, first=firsts[i], prefix=prefixes[i])
             old = b["old_logp_BT"] if algo.ppo_epochs > 1 else logp.detach()
             lcfg = LossConfig(algo.dual_clip, algo.offpolicy_gamma)
             out = loss_fn(LossInput(logp, old, b["adv_BT"], m, b["clip_low_BT"], b["clip_high_BT"]), lcfg)
