@@ -152,7 +152,7 @@ class ContinuousBatcher:
         need = max(len(r.ids) + r.budget for r in new)
         if self.kv is None:
             f = self.fast
-            self.kv = KVCache(f.n_layers, self.max_batch, f.n_kv, f.head_dim, need)
+            self.kv = KVCache(f.n_layers, self.max_batch, f.n_kv, f.head_dim, need, dtype=f.dtype)
         self.kv.ensure(need + 1)
         # Each new row takes the longest prefix it can: from a row admitted just before it (new
         # rows are in sorted order, so the longest shared prefix is with the previous row; among

@@ -9,11 +9,14 @@ matmul each) and keys/values are written in place into a pre-allocated cache.
 
 The numbers are those of the model's own forward (fp32; a test compares logits), so the
 log-probs the engine reports are the ones the trainer recomputes. With ``bf16=True`` (the
-engine's choice where the CPU has native bf16 matmuls, AMX / AVX512-BF16) the layers' matrices
-are kept in bf16 and their products run in bf16 — 2.5-4x faster per matmul at 64+ rows on such
-a CPU — as under the reference path's autocast; the residual stream, norms, attention over the
-fp32 cache and the LM head stay fp32, so logits differ from the fp32 forward only by the layers'
-bf16 rounding. Only what decoding needs is here: no dropout, no gradients, no output attentions.
+engine's choice where the CPU has native bf16 matmuls, AMX / AVX512-BF16, as the trainer's
+autocast is) the forward is the model's under bf16 autocast: every matrix (layers and LM head)
+is kept in bf16, activations enter and leave the matmuls in bf16 without a round trip through
+fp32, rotary embeddings are applied in bf16 and keys/values are cached in bf16 (half the bytes
+attention reads per step); the residual stream, the norms and the attention softmax stay fp32.
+Decoding is bound by the bytes it reads (every weight and the cached keys/values once per
+step), so halving them is what pays. Only what decoding needs is here: no dropout, no
+gradients, no output attentions.
 """
 
 from __future__ import annotations
@@ -103,14 +106,14 @@ class FastLlama:
         self.embed = m.embed_tokens.weight.detach()
         head = self.base.lm_head
         hw, hb = _linear_weight(head)
-        self.w_head = hw.t().contiguous()
+        self.w_head = hw.t().contiguous().to(self.dtype)
         self.b_head = hb
         self.ln_final = m.norm.weight.detach()
         self.layers = []
         for layer in m.layers:
             a, mlp = layer.self_attn, layer.mlp
             ws = [_linear_weight(p) for p in (a.q_proj, a.k_proj, a.v_proj)]
-            bias = torch.cat([b for _, b in ws]) if all(b is not None for _, b in ws) else None
+            bias = torch.cat([b for _, b in ws]).to(self.dtype) if all(b is not None for _, b in ws) else None
             wo, _ = _linear_weight(a.o_proj)
             wg, _ = _linear_weight(mlp.gate_proj)
             wu, _ = _linear_weight(mlp.up_proj)
@@ -144,15 +147,9 @@ class FastLlama:
         return self._rope_cache
 
     # -- forward ------------------------------------------------------------------------------
-    def _mm(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """``x @ w`` in the layers' dtype, returned in fp32 (the residual stream's)."""
-        if w.dtype == torch.float32:
-            return x @ w
-        return (x.to(w.dtype) @ w).float()
-
     def _norm(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        # LlamaRMSNorm: normalise in fp32, then scale
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * w
+        # LlamaRMSNorm: normalise in fp32, then scale; handed to the next matmul in its dtype
+        return (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * w).to(self.dtype)
 
     @staticmethod
     def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -167,8 +164,8 @@ class FastLlama:
         R, NH, _, D = q_RH1D.shape
         KV = K_RKLD.shape[1]
         q = q_RH1D.reshape(R, KV, NH // KV, D)
-        scores = (q @ K_RKLD.transpose(-1, -2)) * (D**-0.5) + bias_R11L  # (R, KV, G, L)
-        o = torch.softmax(scores, dim=-1) @ V_RKLD  # (R, KV, G, D)
+        scores = (q @ K_RKLD.transpose(-1, -2)).float() * (D**-0.5) + bias_R11L  # (R, KV, G, L), softmax in fp32
+        o = torch.softmax(scores, dim=-1).to(V_RKLD.dtype) @ V_RKLD  # (R, KV, G, D)
         return o.reshape(R, NH, 1, D)
 
     @torch.no_grad()
@@ -180,8 +177,8 @@ class FastLlama:
         R, N = ids_RN.shape
         NH, KV, D = self.n_heads, self.n_kv, self.head_dim
         cos_P, sin_P = self.rope(int(length_R.max()))
-        cos = cos_P[pos_RN][:, None]  # (R, 1, N, D)
-        sin = sin_P[pos_RN][:, None]
+        cos = cos_P[pos_RN][:, None].to(self.dtype)  # (R, 1, N, D)
+        sin = sin_P[pos_RN][:, None].to(self.dtype)
         Lk = int(length_R.max())
         key_pos_L = torch.arange(Lk)
         allowed_RNL = (key_pos_L[None, None, :] <= pos_RN[:, :, None]) & (key_pos_L[None, None, :] < length_R[:, None, None])
@@ -192,7 +189,7 @@ class FastLlama:
         h = self.embed[ids_RN]  # (R, N, H)
         for i, lay in enumerate(self.layers):
             x = self._norm(h, lay.ln_in)
-            qkv = self._mm(x, lay.w_qkv)
+            qkv = x @ lay.w_qkv
             if lay.b_qkv is not None:
                 qkv = qkv + lay.b_qkv
             q, k, v = qkv.split([NH * D, KV * D, KV * D], dim=-1)
@@ -210,12 +207,12 @@ class FastLlama:
                 o = self._decode_attention(q, Kr, Vr, bias_R11L)
             else:
                 o = F.scaled_dot_product_attention(q, Kr, Vr, attn_mask=mask, enable_gqa=NH != KV)
-            h = h + self._mm(o.transpose(1, 2).reshape(R, N, NH * D), lay.w_o)
+            h = h + o.transpose(1, 2).reshape(R, N, NH * D) @ lay.w_o
             x = self._norm(h, lay.ln_post)
-            g, u = self._mm(x, lay.w_gu).chunk(2, dim=-1)
-            h = h + self._mm(F.silu(g) * u, lay.w_down)
+            g, u = (x @ lay.w_gu).chunk(2, dim=-1)
+            h = h + (F.silu(g) * u) @ lay.w_down
         last = h[torch.arange(R), last_R]  # (R, H)
-        logits = self._norm(last, self.ln_final) @ self.w_head
+        logits = (self._norm(last, self.ln_final) @ self.w_head).float()
         if self.b_head is not None:
             logits = logits + self.b_head
         return logits
@@ -225,10 +222,11 @@ class KVCache:
     """Pre-allocated keys and values: per layer a (slots, kv_heads, capacity, head_dim) tensor.
     Grows (re-allocating, keeping contents) when a longer sequence arrives."""
 
-    def __init__(self, n_layers: int, slots: int, n_kv: int, head_dim: int, capacity: int):
+    def __init__(self, n_layers: int, slots: int, n_kv: int, head_dim: int, capacity: int, dtype: torch.dtype = torch.float32):
         self.shape = (slots, n_kv, capacity, head_dim)
-        self.k = [torch.zeros(self.shape) for _ in range(n_layers)]
-        self.v = [torch.zeros(self.shape) for _ in range(n_layers)]
+        self.dtype = dtype
+        self.k = [torch.zeros(self.shape, dtype=dtype) for _ in range(n_layers)]
+        self.v = [torch.zeros(self.shape, dtype=dtype) for _ in range(n_layers)]
 
     @property
     def capacity(self) -> int:
@@ -241,7 +239,7 @@ class KVCache:
         S, KV, L, D = self.shape
         for lst in (self.k, self.v):
             for i, old in enumerate(lst):
-                t = torch.zeros(S, KV, new_cap, D)
+                t = torch.zeros(S, KV, new_cap, D, dtype=self.dtype)
                 t[:, :, :L] = old
                 lst[i] = t
         self.shape = (S, KV, new_cap, D)
