@@ -35,6 +35,8 @@ import math
 import time
 from pathlib import Path
 
+from tirl.train.memory import release_memory
+
 RUNS = ("zero_rl", "sft_then_rl", "e3_tir", "e3_no_aagd", "e3_no_branch")
 RECIPE = {"zero_rl": "zero_rl", "sft_then_rl": "sft_then_grpo", "e3_tir": "e3_tir", "e3_no_aagd": "e3_tir", "e3_no_branch": "e3_tir"}
 ABLATION = {"e3_no_aagd": ["strategy.e3.aagd=never"], "e3_no_branch": ["strategy.e3.branching=false"]}
@@ -195,6 +197,7 @@ def main(argv: list[str] | None = None) -> dict:
     for i, run in enumerate(runs):
         print(f"== {run}: {args.steps} steps x {args.tasks_per_step} tasks x {args.budget} trajectories, model {args.model}", flush=True)
         r = run_one(args, run, evaluate_start=i == 0)
+        release_memory()  # the next run starts from a lean process, not from this one's peak
         if "start" in r:
             base = r.pop("start")
             rows.append({"name": "start", **base})

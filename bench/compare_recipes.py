@@ -28,6 +28,8 @@ import json
 import time
 from pathlib import Path
 
+from tirl.train.memory import release_memory
+
 RECIPES = ("grpo", "arpo", "elpo")
 
 
@@ -156,6 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
     for i, recipe in enumerate(recipes):
         print(f"== {recipe}: {args.steps} steps x {args.tasks_per_step} tasks x {args.budget} trajectories, model {args.model}", flush=True)
         r = run_recipe(args, recipe, evaluate_start=i == 0)
+        release_memory()  # the next run starts from a lean process, not from this one's peak
         if "start" in r:
             rows.append({"name": "start", **r.pop("start")})
         rows.append({"name": recipe, **r})
