@@ -173,7 +173,8 @@ def autotraj(args, run: Runner) -> tuple[str, dict]:
     if n_pairs < 2:
         raise SystemExit(f"tirl repair produced {n_pairs} preference pair(s); the reward model needs at least 2 (raise --data-tasks)")
     rm = args.out / "autotraj_rm"
-    run("at_rm_train", ["rm", "train", str(rep / "pairs.jsonl"), "--out", str(rm), f"model.name={args.model}", f"rm.epochs={args.rm_epochs}"])
+    run("at_rm_train", ["rm", "train", str(rep / "pairs.jsonl"), "--out", str(rm), f"model.name={args.model}", f"rm.epochs={args.rm_epochs}",
+                         f"rm.val_fraction={args.rm_val_fraction}"])
     extra["rm"] = json.loads((rm / "train_summary.json").read_text())
     run("at_rm_score", ["rm", "score", str(rm), str(rep / "pairs.jsonl")])
     score_line = [x for x in (args.out / "at_rm_score.log").read_text().splitlines() if x.startswith("{")]
@@ -206,6 +207,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--pareto-select", type=int, default=8, help="tasks kept per round")
     p.add_argument("--repair-samples", type=int, default=2, help="AutoTraj samples per task before triage")
     p.add_argument("--rm-epochs", type=int, default=2)
+    p.add_argument("--rm-val-fraction", type=float, default=0.25, help="held-out share of the preference pairs (task-disjoint) for pairwise accuracy")
     p.add_argument("--judge", default="policy", help="judge/refiner/repairer: policy, a local model, or openai:<endpoint>")
     p.add_argument("--conciseness", action="store_true", help="also judge Conciseness in eval (the evaluated model is the judge)")
     p.add_argument("--difficulty", default=None, help="arith level(s), e.g. 1,2")
