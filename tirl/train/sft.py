@@ -21,6 +21,7 @@ from tirl.rollout import read_jsonl, script_trajectory
 from tirl.rollout.masks import SFT_ORIGINS, loss_mask
 from tirl.tasks.arith import reference_solution
 from tirl.train.logprobs import first_scored_position, token_logprobs
+from tirl.train.policy import make_optimizer
 from tirl.train.rows import collate
 from tirl.types import StopReason, Task, TrainRow, Trajectory
 
@@ -68,7 +69,7 @@ def run_sft(model, trajs: list[Trajectory], cfg: SFTConfig, pad_id: int, micro_b
         raise ValueError("no SFT trajectories (check the source and its filters)")
     rows = [sft_row(t) for t in trajs]
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    opt = make_optimizer(params, lr=cfg.lr)
     steps_per_epoch = (len(rows) + cfg.batch_size - 1) // cfg.batch_size
     total = steps_per_epoch * cfg.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / max(total, 1))
