@@ -57,8 +57,8 @@ class Policy:
 
 def make_optimizer(params, lr: float, weight_decay: float = 0.0, betas=(0.9, 0.999)) -> torch.optim.Optimizer:
     """AdamW, fused where torch has the kernel for the parameters' device and dtype: one pass
-    over all parameters instead of a loop of small ops per tensor (SmolLM2 on CPU: 0.19 s
-    against 0.91 s per step). Same update rule and state layout, so checkpoints load either way."""
+    over all parameters instead of a loop of small ops per tensor (108M parameters in SmolLM2's
+    shapes on one CPU thread: 0.19 s against 0.91 s per step). Same update rule and state layout, so checkpoints load either way."""
     params = list(params)
     try:
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=tuple(betas), fused=True)
