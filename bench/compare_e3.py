@@ -116,6 +116,55 @@ def run_one(args, run: str, evaluate_start: bool) -> dict:
     return out
 
 
+def collect_row(args, run: str, evaluate_start: bool) -> dict:
+    """The row of a run that already finished in ``OUT/<run>`` (an interrupted comparison, or runs
+    done by separate invocations with the same settings): its saved evaluation trajectories,
+    re-scored by ``summarize_eval``, and the cost totals its last metrics line logged."""
+    import asyncio
+    import json as _json
+
+    from tirl.eval.runner import summarize_eval
+    from tirl.protocol import make_protocol
+    from tirl.rollout.io import read_jsonl
+    from tirl.train import components as C
+
+    cfg = run_config(args, run)
+    run_dir = cfg.run_dir
+    tasks = C.tasks(cfg, cfg.task.eval_split, cfg.task.n_eval)
+    tools = C.build_tools(cfg)
+    proto = make_protocol(cfg.tools.protocol, tools, None)
+
+    def report(kind: str):
+        files = sorted((run_dir / f"eval_{kind}").glob("*.jsonl"))
+        if not files:
+            raise SystemExit(f"{run_dir}: no eval_{kind}/ trajectories (did the run finish?)")
+        by_task = {t.id: [] for t in tasks}
+        for traj in read_jsonl(files[-1]):
+            by_task.setdefault(traj.task_id, []).append(traj)
+        if len(by_task) != len(tasks):
+            raise SystemExit(f"{files[-1]}: tasks differ from this comparison's {len(tasks)} eval tasks (other settings?)")
+        return summarize_eval(tasks, [by_task[t.id] for t in tasks], proto, args.eval_samples)
+
+    try:
+        out: dict = {"run": run}
+        if evaluate_start:
+            out["start"] = eval_row(report("before"))
+        out.update(eval_row(report("after")))
+    finally:
+        for t in tools:
+            asyncio.run(t.aclose())
+    metrics = [_json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    t = {k[len("total/"):]: v for k, v in metrics[-1].items() if k.startswith("total/")}
+    if int(metrics[-1].get("step", 0)) != args.steps:
+        raise SystemExit(f"{run_dir}: the run stopped at step {metrics[-1].get('step')} of {args.steps}")
+    out.update({
+        "expert_samples": int(t.get("expert_samples", 0)), "expert_tokens": int(t.get("expert_tokens", 0)),
+        "train_tokens": int(t.get("train_tokens", 0) + t.get("offpolicy_tokens", 0) + t.get("sft_tokens", 0)),
+        "rollouts": int(t.get("rollouts", 0)), "train_wall_s": float(t.get("wall_s", 0.0)),
+    })
+    return out
+
+
 def add_roi(rows: list[dict], base_score: float) -> None:
     """``roi_x``: each run's ROI as a multiple of sft_then_rl's (None without that run)."""
     from tirl.eval.roi import RunCost, relative_roi
@@ -171,6 +220,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every run")
     p.add_argument("--out", default="runs/compare_e3")
     p.add_argument("--quick", action="store_true", help="tiny-random, 2 steps, budget 4, 4 eval tasks: checks the pipeline in seconds")
+    p.add_argument("--collect", action="store_true",
+                   help="train nothing: tabulate the runs already in OUT/<run> (same settings), e.g. after an interruption")
     args = p.parse_args(argv)
     if args.quick:
         args.model, args.steps, args.budget, args.tasks_per_step, args.difficulty = "tiny-random", 2, 4, 2, "1"
@@ -196,12 +247,17 @@ def main(argv: list[str] | None = None) -> dict:
     base = None
     for i, run in enumerate(runs):
         print(f"== {run}: {args.steps} steps x {args.tasks_per_step} tasks x {args.budget} trajectories, model {args.model}", flush=True)
-        r = run_one(args, run, evaluate_start=i == 0)
-        release_memory()  # the next run starts from a lean process, not from this one's peak
+        if args.collect:
+            r = collect_row(args, run, evaluate_start=i == 0)
+        else:
+            r = run_one(args, run, evaluate_start=i == 0)
+            release_memory()  # the next run starts from a lean process, not from this one's peak
         if "start" in r:
             base = r.pop("start")
             rows.append({"name": "start", **base})
         rows.append({"name": run, **r})
+        # written after every run, so an interrupted comparison keeps what it measured
+        (out / "results.json").write_text(json.dumps({"args": vars(args), "e3_expert_samples_max": expert_budget(args), "rows": rows}, indent=2))
     add_roi(rows, base["accuracy"])
     result = {"args": vars(args), "e3_expert_samples_max": expert_budget(args), "rows": rows}
     (out / "results.json").write_text(json.dumps(result, indent=2))
