@@ -107,7 +107,7 @@ def bench_rollout(
     engines: str = typer.Option("tirl,hf-generate,vllm", help="Engines to run, comma-separated."),
     quick: bool = typer.Option(False, help="A shorter run of the same comparison: 8 tasks x 4, 128 tokens."),
     seed: int = typer.Option(0),
-    bf16: Optional[bool] = typer.Option(None, "--bf16/--fp32", help="Precision of both in-process engines; default: bf16 where the CPU has native bf16 (both engines' auto choice), else fp32."),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--fp32", help="Precision of both in-process engines; default: each engine's auto choice (HF generate: bf16 autocast where the CPU has native bf16; tirl's fast path: fp32)."),
     out: Path = typer.Option(Path("runs/bench_rollout.json"), help="Where to write the results as JSON."),
 ):
     """Run the same TIR workload through tirl's HFEngine, a plain HF-generate loop and (when

@@ -37,8 +37,9 @@ class HFEngineConfig(BaseModel):
     """Rows decoded together; larger batches are faster per token but pad more."""
     autocast_bf16: bool | None = None
     """Run forward passes under bf16 autocast; None (auto): only where the CPU has native bf16
-    arithmetic (AVX512-BF16/AMX), elsewhere bf16 is slower than fp32. The fast path follows
-    the same choice: bf16 matrices, activations and KV cache (``tirl.engine.llama_fast``)."""
+    arithmetic (AVX512-BF16/AMX), elsewhere bf16 is slower than fp32. The fast path runs in
+    bf16 (matrices, activations, KV cache; ``tirl.engine.llama_fast``) only when this is True:
+    measured faster after short prompts, slower after a TIR tool prompt."""
     seed: int = 0
     """Seed of the engine's sampling generator."""
     fast: bool = True
@@ -70,11 +71,11 @@ class HFEngine:
         self.batcher: ContinuousBatcher | None = None
         self._driver: asyncio.Task | None = None
         if self.fast_path_reason is None:
-            # bf16 end to end (matrices, activations, KV cache) where the CPU has native bf16: decoding
-            # reads every weight and cached key/value once per step, and bf16 halves those bytes
-            # (SmolLM2 on a 2-core AMX CPU: 1.5x the fp32 tokens/s at 16 rows, 1.2x at 64). A
-            # bf16 layer matrix alone, with fp32 activations and cache around it, gained nothing.
-            self.fast = FastLlama(model, bf16=self.bf16)
+            # bf16 end to end (matrices, activations, KV cache) only when asked for explicitly: on a
+            # 2-core AMX CPU it decoded SmolLM2 1.33x faster after a short prompt but 0.91x after
+            # TagProtocol's 260-token tool prompt (the grouped decode attention is slower in bf16
+            # at those lengths), so auto keeps the fp32 fast path for now.
+            self.fast = FastLlama(model, bf16=self.config.autocast_bf16 is True)
             self.batcher = ContinuousBatcher(
                 self.fast, tokenizer, self.eos_ids, self.config.max_batch, self.config.prefill_chunk,
                 int(self.config.prefix_cache_gb * 2**30), self.generator, self.config.decode_threads,

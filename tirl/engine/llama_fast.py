@@ -8,9 +8,9 @@ copied once per weight version into fused, transposed matrices (q|k|v and gate|u
 matmul each) and keys/values are written in place into a pre-allocated cache.
 
 The numbers are those of the model's own forward (fp32; a test compares logits), so the
-log-probs the engine reports are the ones the trainer recomputes. With ``bf16=True`` (the
-engine's choice where the CPU has native bf16 matmuls, AMX / AVX512-BF16, as the trainer's
-autocast is) the forward is the model's under bf16 autocast: every matrix (layers and LM head)
+log-probs the engine reports are the ones the trainer recomputes. With ``bf16=True``
+(``engine.autocast_bf16=true``; worth it only where the CPU has native bf16 matmuls, AMX /
+AVX512-BF16) the forward is the model's under bf16 autocast: every matrix (layers and LM head)
 is kept in bf16, activations enter and leave the matmuls in bf16 without a round trip through
 fp32, rotary embeddings are applied in bf16 and keys/values are cached in bf16 (half the bytes
 attention reads per step); the residual stream, the norms and the attention softmax stay fp32.
