@@ -77,3 +77,37 @@ def test_cli_repair_runs_on_tiny_random(tmp_path):
     assert summary["accepted"] + summary["hard_cases"] + summary["infra_dropped"] >= summary["to_repair_wrong"]
     for name in ("sft.jsonl", "pairs.jsonl", "rollouts.jsonl", "repairs.jsonl"):
         assert (tmp_path / name).exists()
+
+
+def test_cli_repair_with_the_reference_solver_as_repairer(tmp_path):
+    """An expert source as repairer (the oracle used when no model stronger than the policy is at
+    hand): a random policy is always wrong, the reference solver's solutions are correct and pass
+    the acceptance rule, so every wrong trajectory yields a pair (repaired ≻ original)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from tirl.cli.main import app
+    from tirl.rm.pairs import read_pairs
+
+    res = CliRunner().invoke(app, ["repair", "model.name=tiny-random", "rollout.group_size=2", "rollout.max_response_tokens=24",
+                                   "rollout.max_turn_tokens=24", "task.difficulty=1", "repair.repairer=arith-reference",
+                                   "tools.sandbox_workers=1", "--n-tasks", "2", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["correct"] == 0 and s["to_repair_wrong"] == s["trajectories"] == 4
+    assert s["accepted"] == 4 and s["hard_cases"] == 0
+    pairs = read_pairs(tmp_path / "pairs.jsonl")
+    assert len(pairs) == 4 and all("<python>" in p.chosen and "\\boxed{" in p.chosen for p in pairs)
+    sft = [json.loads(x) for x in (tmp_path / "sft.jsonl").read_text().splitlines()]
+    assert len(sft) == 4 and {t["sample"] for t in sft} == {0, 1}
+
+
+def test_cli_repair_names_a_missing_repairer_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from tirl.cli.main import app
+
+    res = CliRunner().invoke(app, ["repair", "model.name=tiny-random", f"repair.repairer={tmp_path / 'none.jsonl'}", "--n-tasks", "1",
+                                   "--out", str(tmp_path / "o")])
+    assert res.exit_code != 0 and "none.jsonl" in res.output and "Traceback" not in res.output

@@ -237,7 +237,9 @@ class RepairConfig(_Section):
     max_tool_calls: int = Field(3, ge=0)
     """Tool calls allowed to the repairer (AutoTraj: at most 3)."""
     repairer: str | None = None
-    """Repairer model (alias, directory or hub id); None: the policy itself."""
+    """Repairer: a model (alias, directory, hub id or ``openai:<endpoint>``) given the question and
+    the bad trajectory; None: the policy itself. ``arith-reference`` (the task's reference solver,
+    an oracle) or a ``.jsonl`` of trajectories write the task's solution without reading it."""
     temperature: float = Field(0.0, ge=0.0)
     """Repairer sampling temperature (AutoTraj repairs greedily)."""
 

@@ -36,8 +36,7 @@ def repair_cmd(
     for real), write the SFT set and preference pairs (repaired over original)."""
     import asyncio
 
-    from tirl.curate.repair import repair_groups
-    from tirl.judge.llm import make_engine
+    from tirl.curate.repair import make_repairer, repair_groups
     from tirl.rewards.compose import apply_rewards
     from tirl.rm.pairs import write_pairs
     from tirl.rollout import rollout, write_jsonl
@@ -49,8 +48,8 @@ def repair_cmd(
     policy.model.eval()
     rt = C.build_runtime(cfg, policy.model, policy.tokenizer, seed=cfg.train.seed)
     try:
-        repairer = make_engine(cfg.repair.repairer, rt.engine, seed=cfg.train.seed, endpoints=cfg.endpoint)
-    except ValueError as e:
+        repairer = make_repairer(cfg.repair.repairer, rt.engine, seed=cfg.train.seed, endpoints=cfg.endpoint)
+    except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
     tasks = C.tasks(cfg, "train", n_tasks)
     console.print(f"[bold]tirl repair[/] {len(tasks)} tasks x {cfg.rollout.group_size} samples, repairer {cfg.repair.repairer or 'the policy'} -> {out}")

@@ -10,12 +10,18 @@ the observations in the result are genuine. A repair is accepted when its answer
 format valid, and its quality score >= 0.86 (the original was correct) or >= 0.80 (it was
 wrong); l* for the length term is the shortest of the task's correct originals and the repair.
 
+The repairer may also be an expert source (``tirl.rollout.experts``) that writes a trajectory
+for the task without reading the bad one: ``arith-reference`` (the task's reference solver, an
+oracle repairer for measuring the rest of the pipeline when no model stronger than the policy is
+at hand) or a JSONL of better trajectories. Its output passes the same acceptance rule.
+
 Outputs: the SFT set (kept originals and accepted repairs, moved onto the task's own prompt)
 and preference pairs (repaired ≻ original) for the trajectory reward model.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -28,6 +34,7 @@ from tirl.protocol.base import Protocol
 from tirl.rewards.verify import score_answer
 from tirl.rm.pairs import PreferencePair
 from tirl.rollout.agent_loop import RolloutConfig, rollout
+from tirl.rollout.experts import ExpertSource
 from tirl.types import StopReason, Task, Trajectory
 
 
@@ -66,7 +73,7 @@ async def repair_groups(
     groups: Sequence[Sequence[Trajectory]],
     protocol: Protocol,
     tokenizer,
-    repairer: Engine,
+    repairer: Engine | ExpertSource,
     cfg,
     max_response_tokens: int = 1024,
     max_turn_tokens: int = 512,
@@ -98,15 +105,11 @@ async def repair_groups(
         jobs += [(task, good[i], True, scores[i], lengths) for i in tri.repair]
         jobs += [(task, t, False, None, lengths) for t in bad]
     if jobs:
-        rtasks = [_repair_task(task, t, ok, cfg.max_tool_calls, k) for k, (task, t, ok, _, _) in enumerate(jobs)]
-        rcfg = RolloutConfig(group_size=1, max_tool_calls=cfg.max_tool_calls, temperature=cfg.temperature,
-                             max_response_tokens=max_response_tokens, max_turn_tokens=max_turn_tokens)
-        repaired_groups = await rollout(repairer, protocol, rtasks, rcfg)
-        for (task, orig, orig_ok, orig_score, lengths), (rep,) in zip(jobs, repaired_groups):
-            if rep.stop_reason is StopReason.ERROR:
+        repaired = await _repairs(jobs, protocol, tokenizer, repairer, cfg, max_response_tokens, max_turn_tokens)
+        for (task, orig, orig_ok, orig_score, lengths), new in zip(jobs, repaired):
+            if new is None:
                 counts["infra_dropped"] += 1
                 continue
-            new = rebase(rep, task, protocol, tokenizer, source_tokenizer=repairer.tokenizer, sample=orig.sample)
             ok = is_correct(task, new, protocol)
             text = model_text(new, tokenizer)
             score = quality_score(text, min(lengths + [word_count(text)]))
@@ -121,3 +124,35 @@ async def repair_groups(
                 counts["hard_cases"] += 1
     res.counts = counts
     return res
+
+
+async def _repairs(jobs, protocol: Protocol, tokenizer, repairer: Engine | ExpertSource, cfg, max_response_tokens: int, max_turn_tokens: int) -> list[Trajectory | None]:
+    """One repaired trajectory per job, on the task's own prompt in the policy's tokens (None: the
+    repairer's run stopped on an infrastructure error)."""
+    if hasattr(repairer, "solve"):  # an expert source writes a solution of the task itself
+        sols = await repairer.solve([task for task, *_ in jobs], protocol, tokenizer)
+        out: list[Trajectory | None] = []
+        for (task, orig, *_), sol in zip(jobs, sols):
+            if sol is not None:
+                sol = copy.deepcopy(sol)
+                sol.sample, sol.rewards = orig.sample, {}
+            out.append(sol)
+        return out
+    rtasks = [_repair_task(task, t, ok, cfg.max_tool_calls, k) for k, (task, t, ok, _, _) in enumerate(jobs)]
+    rcfg = RolloutConfig(group_size=1, max_tool_calls=cfg.max_tool_calls, temperature=cfg.temperature,
+                         max_response_tokens=max_response_tokens, max_turn_tokens=max_turn_tokens)
+    groups = await rollout(repairer, protocol, rtasks, rcfg)
+    return [None if rep.stop_reason is StopReason.ERROR else rebase(rep, task, protocol, tokenizer, source_tokenizer=repairer.tokenizer, sample=orig.sample)
+            for (task, orig, *_), (rep,) in zip(jobs, groups)]
+
+
+def make_repairer(spec: str | None, policy_engine: Engine, seed: int = 0, endpoints=None) -> Engine | ExpertSource:
+    """The repairer a config names: ``arith-reference`` or a ``.jsonl`` (an expert source that
+    writes the task's solution), else a judge-style model (``tirl.judge.llm.make_engine``: the
+    policy, ``openai:<endpoint>`` or a local model) that reads the question and the bad trajectory."""
+    from tirl.judge.llm import make_engine
+    from tirl.rollout.experts import make_expert_source
+
+    if spec is not None and (spec == "arith-reference" or spec.endswith(".jsonl")):
+        return make_expert_source(spec, rollout=RolloutConfig())
+    return make_engine(spec, policy_engine, seed=seed, endpoints=endpoints)
