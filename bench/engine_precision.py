@@ -5,6 +5,7 @@ both decode the same number of steps).
 
     python bench/engine_precision.py --rows 16 --tokens 128      # the vs_trl batch
     python bench/engine_precision.py --rows 64 --tokens 96
+    python bench/engine_precision.py --rows 16 --tokens 128 --prompt tool   # after the ~260-token TIR prompt
 
 Prints tokens/s per repeat and the medians. bf16 only pays where the CPU multiplies bf16
 natively (AMX / AVX512-BF16); elsewhere it is emulated and slower.
@@ -23,6 +24,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--rows", type=int, default=16)
     p.add_argument("--tokens", type=int, default=128)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--prompt", choices=["short", "tool"], default="short",
+                   help="short: a one-line chat prompt; tool: an arith task under the TagProtocol's tool-describing system prompt")
     args = p.parse_args(argv)
 
     from tirl.engine.base import GenerationRequest, SamplingParams
@@ -31,9 +34,18 @@ def main(argv: list[str] | None = None) -> dict:
 
     lm = load_model(args.model)
     tok = lm.tokenizer
-    text = tok.apply_chat_template([{"role": "user", "content": "Write a long story about a cat who learns Python and solves arithmetic problems."}],
-                                   add_generation_prompt=True, tokenize=False)
-    prompt = tok(text, add_special_tokens=False)["input_ids"]
+    if args.prompt == "tool":
+        from tirl.protocol import TagProtocol
+        from tirl.tasks import load_tasks
+        from tirl.tools import make_tool
+
+        tool = make_tool("python", workers=1)  # describes itself in the system prompt; never runs here
+        prompt = TagProtocol([tool]).prompt_ids(tok, load_tasks("arith", n=1, split="test")[0])
+    else:
+        text = tok.apply_chat_template([{"role": "user", "content": "Write a long story about a cat who learns Python and solves arithmetic problems."}],
+                                       add_generation_prompt=True, tokenize=False)
+        prompt = tok(text, add_special_tokens=False)["input_ids"]
+    print(f"prompt: {len(prompt)} tokens", flush=True)
     engines = {p: HFEngine(lm.model, tok, HFEngineConfig(autocast_bf16=p == "bf16", max_batch=max(args.rows, 4))) for p in ("fp32", "bf16")}
     if any(e.batcher is None for e in engines.values()):
         raise SystemExit(f"{args.model}: the fast path does not support this model ({engines['fp32'].fast_path_reason})")
