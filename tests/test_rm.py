@@ -125,3 +125,16 @@ def test_rm_reward_in_rl_config(cli_rm):
     s = scorer.score([task], [good.text])[0]
     assert good.reward == pytest.approx(max(1.0, 1.0 + 0.2 * s), abs=1e-5) and good.rewards["outcome"] == 1.0
     assert wrong.reward == 0.0
+
+
+def test_lora_wrap_prints_no_library_deprecation_warning():
+    """PEFT reads a property transformers deprecates; tirl silences that FutureWarning (it is
+    not the user's to act on) and nothing else."""
+    import warnings
+
+    from tirl.rm.model import build_reward_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        model, _ = build_reward_model("tiny-random")
+    assert any(p.requires_grad for p in model.parameters())

@@ -59,16 +59,18 @@ def build_reward_model(base: str, lora_r: int = 8, lora_alpha: int = 16, target_
     from peft import LoraConfig, PeftModel, get_peft_model
 
     from tirl.models import load_model
+    from tirl.models.peft_quiet import quiet_peft
 
     lm = load_model(base)
     decoder = lm.model.get_decoder()
     for p in decoder.parameters():
         p.requires_grad_(False)
-    if adapter is not None:
-        backbone = PeftModel.from_pretrained(decoder, str(adapter), is_trainable=True)
-    else:
-        targets = list(target_modules or ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
-        backbone = get_peft_model(decoder, LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules=targets))
+    targets = list(target_modules or ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    with quiet_peft():
+        if adapter is not None:
+            backbone = PeftModel.from_pretrained(decoder, str(adapter), is_trainable=True)
+        else:
+            backbone = get_peft_model(decoder, LoraConfig(r=lora_r, lora_alpha=lora_alpha, lora_dropout=0.0, target_modules=targets))
     model = ScalarHeadModel(backbone, lm.model.config.hidden_size)
     return model, lm.tokenizer
 

@@ -26,8 +26,11 @@ class Policy:
         if self.lora:
             from peft import LoraConfig, get_peft_model
 
+            from tirl.models.peft_quiet import quiet_peft
+
             lc = cfg.model.lora
-            model = get_peft_model(model, LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=lc.target_modules, task_type="CAUSAL_LM"))
+            with quiet_peft():
+                model = get_peft_model(model, LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=lc.target_modules, task_type="CAUSAL_LM"))
         self.model = model
         self.model.train()
         self._ref = None
