@@ -36,10 +36,9 @@ class HFEngineConfig(BaseModel):
     max_batch: int = Field(64, ge=1)
     """Rows decoded together; larger batches are faster per token but pad more."""
     autocast_bf16: bool | None = None
-    """Run forward passes under bf16 autocast; None (auto): only where the CPU has native bf16
-    arithmetic (AVX512-BF16/AMX), elsewhere bf16 is slower than fp32. The fast path runs in
-    bf16 (matrices, activations, KV cache; ``tirl.engine.llama_fast``) only when this is True:
-    measured faster after short prompts, slower after a TIR tool prompt."""
+    """Run forward passes in bf16; None (auto): only where the CPU has native bf16 arithmetic
+    (AVX512-BF16/AMX), elsewhere bf16 is slower than fp32. The fast path then keeps matrices,
+    activations and the KV cache in bf16 (``tirl.engine.llama_fast``); the HF path uses autocast."""
     seed: int = 0
     """Seed of the engine's sampling generator."""
     fast: bool = True
@@ -71,11 +70,11 @@ class HFEngine:
         self.batcher: ContinuousBatcher | None = None
         self._driver: asyncio.Task | None = None
         if self.fast_path_reason is None:
-            # bf16 end to end (matrices, activations, KV cache) only when asked for explicitly: on a
-            # 2-core AMX CPU it decoded SmolLM2 1.33x faster after a short prompt but 0.91x after
-            # TagProtocol's 260-token tool prompt (the grouped decode attention is slower in bf16
-            # at those lengths), so auto keeps the fp32 fast path for now.
-            self.fast = FastLlama(model, bf16=self.config.autocast_bf16 is True)
+            # bf16 end to end (matrices, activations, KV cache) wherever bf16 is on (auto: native
+            # bf16 CPUs): on a 2-core AMX CPU it decodes SmolLM2 1.35x faster than fp32 after a
+            # short prompt and after TagProtocol's 260-token tool prompt, 1.41x at 64 rows
+            # (bench/engine_precision.py; decode attention through SDPA in bf16).
+            self.fast = FastLlama(model, bf16=self.bf16)
             self.batcher = ContinuousBatcher(
                 self.fast, tokenizer, self.eos_ids, self.config.max_batch, self.config.prefill_chunk,
                 int(self.config.prefix_cache_gb * 2**30), self.generator, self.config.decode_threads,

@@ -9,7 +9,7 @@ matmul each) and keys/values are written in place into a pre-allocated cache.
 
 The numbers are those of the model's own forward (fp32; a test compares logits), so the
 log-probs the engine reports are the ones the trainer recomputes. With ``bf16=True``
-(``engine.autocast_bf16=true``; worth it only where the CPU has native bf16 matmuls, AMX /
+(``engine.autocast_bf16``, auto: on where the CPU has native bf16 matmuls, AMX /
 AVX512-BF16) the forward is the model's under bf16 autocast: every matrix (layers and LM head)
 is kept in bf16, activations enter and leave the matmuls in bf16 without a round trip through
 fp32, rotary embeddings are applied in bf16 and keys/values are cached in bf16 (half the bytes
