@@ -20,6 +20,7 @@ from tirl.protocol.base import Protocol
 from tirl.rollout import read_jsonl, script_trajectory
 from tirl.rollout.masks import SFT_ORIGINS, loss_mask
 from tirl.tasks.arith import reference_solution
+from tirl.models.attention import Attention, training_attention
 from tirl.train.logprobs import first_scored_position, token_logprobs
 from tirl.train.policy import make_optimizer
 from tirl.train.rows import collate
@@ -63,10 +64,17 @@ class SFTStats:
     total_steps: int = 0  # steps of the whole run (for progress displays)
 
 
-def run_sft(model, trajs: list[Trajectory], cfg: SFTConfig, pad_id: int, micro_batch_size: int = 4, bf16: bool | None = None, seed: int = 0, on_step: Callable[[SFTStats], None] | None = None) -> list[SFTStats]:
-    """Token-mean NLL over the masked tokens of each batch; AdamW with linear decay."""
+def run_sft(model, trajs: list[Trajectory], cfg: SFTConfig, pad_id: int, micro_batch_size: int = 4, bf16: bool | None = None, seed: int = 0,
+            on_step: Callable[[SFTStats], None] | None = None, attention: Attention = "auto") -> list[SFTStats]:
+    """Token-mean NLL over the masked tokens of each batch; AdamW with linear decay.
+    ``attention``: the kernel of the training passes (``tirl.models.attention``)."""
     if not trajs:
         raise ValueError("no SFT trajectories (check the source and its filters)")
+    with training_attention(model, attention):
+        return _run_sft(model, trajs, cfg, pad_id, micro_batch_size, bf16, seed, on_step)
+
+
+def _run_sft(model, trajs, cfg: SFTConfig, pad_id: int, micro_batch_size: int, bf16: bool | None, seed: int, on_step) -> list[SFTStats]:
     rows = [sft_row(t) for t in trajs]
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, lr=cfg.lr)

@@ -25,6 +25,7 @@ import torch
 from tirl.algo import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES, BatchCounts, LossConfig, LossInput
 from tirl.algo.offpolicy import OFFPOLICY_LOSSES
 from tirl.config import AlgoConfig, OptimConfig
+from tirl.models.attention import training_attention
 from tirl.train.logprobs import first_scored_position, shared_prefix_len, token_logprobs
 from tirl.train.rows import collate
 from tirl.types import TrainRow
@@ -75,6 +76,11 @@ def micro_batches(rows: Sequence[TrainRow], size: int, share_prefix: bool) -> li
 
 
 def policy_update(policy, optimizer: torch.optim.Optimizer, rows: Sequence[TrainRow], algo: AlgoConfig, optim: OptimConfig, pad_id: int, norm_constant: float) -> UpdateStats:
+    with training_attention(policy.model, optim.attention):
+        return _policy_update(policy, optimizer, rows, algo, optim, pad_id, norm_constant)
+
+
+def _policy_update(policy, optimizer: torch.optim.Optimizer, rows: Sequence[TrainRow], algo: AlgoConfig, optim: OptimConfig, pad_id: int, norm_constant: float) -> UpdateStats:
     st = UpdateStats(n_rows=len(rows))
     model = policy.model
     # on-policy tokens only: expert tokens never take the PPO ratio, detached tokens take no gradient
