@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from tirl.algo.preference import bradley_terry_loss, pairwise_accuracy
+from tirl.models.attention import training_attention
 from tirl.rm.model import ScalarHeadModel, build_reward_model, encode, rm_text, save_reward_model
 from tirl.rm.pairs import PreferencePair, split_pairs
 from tirl.train.policy import make_optimizer
@@ -86,24 +87,25 @@ def train_reward_model(
     rng = random.Random(seed)
     history: list[RMStep] = []
     step = 0
-    for _ in range(cfg.epochs):
-        order = list(range(len(train)))
-        rng.shuffle(order)
-        for i in range(0, len(order), cfg.batch_size):
-            t0 = time.perf_counter()
-            model.train()
-            batch = [train[j] for j in order[i : i + cfg.batch_size]]
-            c, r = pair_scores(model, tok, batch, cfg.max_tokens)
-            loss = bradley_terry_loss(c, r)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            step += 1
-            st = RMStep(step, loss.item(), pairwise_accuracy(c.detach(), r.detach()), time.perf_counter() - t0)
-            history.append(st)
-            if on_step is not None:
-                on_step(st)
+    with training_attention(model.backbone, "auto"):  # eager on CPU: torch's fused SDPA backward is slow there
+        for _ in range(cfg.epochs):
+            order = list(range(len(train)))
+            rng.shuffle(order)
+            for i in range(0, len(order), cfg.batch_size):
+                t0 = time.perf_counter()
+                model.train()
+                batch = [train[j] for j in order[i : i + cfg.batch_size]]
+                c, r = pair_scores(model, tok, batch, cfg.max_tokens)
+                loss = bradley_terry_loss(c, r)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                step += 1
+                st = RMStep(step, loss.item(), pairwise_accuracy(c.detach(), r.detach()), time.perf_counter() - t0)
+                history.append(st)
+                if on_step is not None:
+                    on_step(st)
     after = evaluate_pairs(model, tok, val, cfg.max_tokens, cfg.batch_size) if val else (None, None)
     result = RMResult(len(train), len(val), before[1], after[1], before[0], after[0], history)
     if out is not None:
