@@ -111,3 +111,12 @@ def test_cli_repair_names_a_missing_repairer_file(tmp_path):
     res = CliRunner().invoke(app, ["repair", "model.name=tiny-random", f"repair.repairer={tmp_path / 'none.jsonl'}", "--n-tasks", "1",
                                    "--out", str(tmp_path / "o")])
     assert res.exit_code != 0 and "none.jsonl" in res.output and "Traceback" not in res.output
+
+
+def test_cli_repair_reference_repairer_needs_arith(tmp_path):
+    from typer.testing import CliRunner
+
+    from tirl.cli.main import app
+
+    res = CliRunner().invoke(app, ["repair", "model.name=tiny-random", "task.name=champ", "repair.repairer=arith-reference", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "arith tasks only" in res.output

@@ -44,6 +44,8 @@ def repair_cmd(
     from tirl.train.policy import Policy
 
     cfg = _config(overrides)
+    if cfg.repair.repairer == "arith-reference" and cfg.task.name != "arith":
+        _fail(f"repair.repairer=arith-reference repairs arith tasks only (task.name is {cfg.task.name!r}); use a model or a JSONL of trajectories")
     policy = Policy(cfg)
     policy.model.eval()
     rt = C.build_runtime(cfg, policy.model, policy.tokenizer, seed=cfg.train.seed)
