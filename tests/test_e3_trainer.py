@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from tirl.config import load_config
+from tirl.models.attention import training_attention
 from tirl.protocol import TagProtocol
 from tirl.rollout.agent_loop import prefix_trajectory
 from tirl.rollout.tree import Branch, RolloutTree, read_trees
@@ -121,7 +122,7 @@ def test_offpolicy_term_in_the_update(tiny):
     det = [0, 0, 0, 0, 0, 1]  # the last expert token is detached: out of the term and the count
     row = TrainRow(ids, list(z), adv, list(z), [0.2] * 6, [0.2] * 6, off, det)
     cfg = load_config("e3_tir", [])
-    with torch.no_grad():
+    with torch.no_grad(), training_attention(model, cfg.optim.attention):  # the kernel the update uses
         logp, _ = token_logprobs(model, torch.tensor([ids]), torch.ones(1, 6, dtype=torch.long))
     p = logp[0].exp()
     want = -sum(p[t] / (p[t] + 0.1) * adv[t] for t in (2, 3, 4)) / 3

@@ -3,9 +3,9 @@
 On CPU, torch's fused SDPA kernel (transformers' default ``sdpa``) is fast forward but its
 backward is not: profiling tirl's ``policy_update`` on SmolLM2 (16 rows of ~230 tokens, bf16
 autocast) put ``_scaled_dot_product_flash_attention_for_cpu_backward`` at 20% of the update,
-8x the forward kernel's time, while transformers' ``eager`` attention (matmul, softmax,
-matmul, differentiated by autograd) ran the whole update 1.3-1.4x faster
-(``bench/train_attention.py``). Generation and no-grad scoring keep the model's own kernel;
+8x the forward kernel's time, while with transformers' ``eager`` attention (matmul, softmax,
+matmul, differentiated by autograd) the whole update ran 1.14x faster on a quiet 2-core AMX
+machine and about 1.3x with one thread under load (``bench/train_attention.py``). Generation and no-grad scoring keep the model's own kernel;
 only the passes that back-propagate switch, and switch back afterwards.
 """
 
