@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from tirl.engine.sampling import filtered_logprobs, sample_tokens
+from tirl.engine.sampling import filtered_logprobs, inverse_cdf, sample_tokens
 
 
 def _row(vals):
@@ -53,3 +53,34 @@ def test_sampled_frequencies_follow_the_distribution():
     freq = torch.bincount(s.token_B, minlength=3).float() / n
     p = torch.tensor([0.1, 0.2, 0.7])
     assert ((freq - p).abs() < 4 * (p * (1 - p) / n).sqrt()).all(), freq
+
+
+def test_inverse_cdf_hand_computed_across_blocks():
+    # probs [1/4, 1/4, 1/2] in blocks of 2 ([1/4, 1/4] | [1/2, pad]); token i owns [cdf_{i-1}, cdf_i)
+    probs = torch.tensor([[0.25, 0.25, 0.5]])
+    for u, tok in [(0.0, 0), (0.2, 0), (0.25, 1), (0.49, 1), (0.5, 2), (0.999, 2)]:
+        assert int(inverse_cdf(probs, torch.tensor([u], dtype=torch.float64), block=2)[0]) == tok, u
+
+
+def test_inverse_cdf_never_picks_a_zero_probability_token():
+    # a vocabulary that is not a multiple of the block, with zero entries at block ends and at
+    # the very end: u at 0 and just below 1 must land on positive entries
+    probs = torch.zeros(1, 10)
+    probs[0, [1, 4, 6]] = torch.tensor([0.5, 0.25, 0.25])
+    for u in [0.0, 0.5 - 1e-12, 0.5, 0.75 - 1e-12, 0.75, 1 - 2**-53]:
+        tok = int(inverse_cdf(probs, torch.tensor([u], dtype=torch.float64), block=4)[0])
+        assert probs[0, tok] > 0, (u, tok)
+
+
+def test_inverse_cdf_matches_a_single_float64_running_sum():
+    # the two-level search against one cumsum over the vocabulary: the same token except where
+    # u falls within float32 rounding (~1e-9) of a boundary
+    g = torch.Generator().manual_seed(0)
+    probs = torch.softmax(3 * torch.randn(64, 5000, generator=g), dim=-1)
+    cdf = probs.double().cumsum(-1)
+    u = torch.rand(64 * 50, generator=g, dtype=torch.float64).view(50, 64)
+    same = 0
+    for u_B in u:
+        ref = torch.searchsorted(cdf, u_B[:, None] * cdf[:, -1:], right=True).squeeze(-1)
+        same += int((inverse_cdf(probs, u_B, block=512) == ref).sum())
+    assert same >= u.numel() - 2, f"{u.numel() - same} of {u.numel()} differ"

@@ -15,8 +15,13 @@ is kept in bf16, activations enter and leave the matmuls in bf16 without a round
 fp32, rotary embeddings are applied in bf16 and keys/values are cached in bf16 (half the bytes
 attention reads per step); the residual stream, the norms and the attention softmax stay fp32.
 Decoding is bound by the bytes it reads (every weight and the cached keys/values once per
-step), so halving them is what pays. Only what decoding needs is here: no dropout, no
-gradients, no output attentions.
+step), so halving them is what pays. In bf16 the matrices are also pre-packed into oneDNN's
+blocked layout once per weight version (``torch.ops.mkldnn._reorder_linear_weight``, the
+weight prepacking torch's own inductor uses for CPU linears): a plain bf16 matmul re-blocks its
+weight on every call, so with a few rows it reads each weight at about half the machine's
+memory bandwidth; packed, the same product is 2-3x faster at 1-16 rows and the same numbers
+(bench/engine_kernels.py). Where packing is unavailable the transposed matmul is used. Only
+what decoding needs is here: no dropout, no gradients, no output attentions.
 """
 
 from __future__ import annotations
@@ -62,6 +67,24 @@ def _linear_weight(mod) -> tuple[torch.Tensor, torch.Tensor | None]:
     return w, (base.bias.detach() if base.bias is not None else None)
 
 
+_PACKING: bool | None = None
+
+
+def packing_available() -> bool:
+    """Whether this torch build packs bf16 linear weights for oneDNN (probed once: the packed
+    product must equal the plain one on a small matrix)."""
+    global _PACKING
+    if _PACKING is None:
+        try:
+            w = torch.randn(64, 32, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
+            x = torch.randn(3, 32, generator=torch.Generator().manual_seed(1)).to(torch.bfloat16)
+            y = torch.ops.mkldnn._linear_pointwise(x, torch.ops.mkldnn._reorder_linear_weight(w, 16), None, "none", [], "")
+            _PACKING = bool(torch.allclose(y.float(), (x.float() @ w.float().t()), atol=0.1, rtol=0.02))
+        except (AttributeError, RuntimeError, NotImplementedError):
+            _PACKING = False
+    return _PACKING
+
+
 def weight_version(model) -> int:
     """Sum of the parameters' in-place version counters: any optimiser step changes it."""
     return sum(p._version for p in model.parameters())
@@ -69,13 +92,14 @@ def weight_version(model) -> int:
 
 @dataclass
 class _Layer:
+    # matrices in ``FastLlama._matrix``'s layout: (in, out) transposed, or oneDNN-packed (out, in)
     ln_in: torch.Tensor
-    w_qkv: torch.Tensor  # (H, (NH + 2 KVH) D), transposed
+    w_qkv: torch.Tensor  # H -> (NH + 2 KVH) D
     b_qkv: torch.Tensor | None
-    w_o: torch.Tensor  # (NH D, H)
+    w_o: torch.Tensor  # NH D -> H
     ln_post: torch.Tensor
-    w_gu: torch.Tensor  # (H, 2 I): gate | up
-    w_down: torch.Tensor  # (I, H)
+    w_gu: torch.Tensor  # H -> 2 I: gate | up
+    w_down: torch.Tensor  # I -> H
 
 
 class FastLlama:
@@ -84,6 +108,7 @@ class FastLlama:
     def __init__(self, model, bf16: bool = False):
         base = _base_model(model)
         self.dtype = torch.bfloat16 if bf16 else torch.float32  # of the layers' matrices
+        self.packed = bf16 and packing_available()
         c = base.config
         self.n_layers = c.num_hidden_layers
         self.n_heads = c.num_attention_heads
@@ -99,6 +124,17 @@ class FastLlama:
         self.sync()
 
     # -- weights ------------------------------------------------------------------------------
+    def _matrix(self, w_OI: torch.Tensor) -> torch.Tensor:
+        """A Linear's (out, in) weight in the layout ``_mm`` multiplies by."""
+        if self.packed:
+            return torch.ops.mkldnn._reorder_linear_weight(w_OI.to(self.dtype).contiguous(), 16)
+        return w_OI.t().contiguous().to(self.dtype)
+
+    def _mm(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if self.packed:
+            return torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
+        return x @ w
+
     @torch.no_grad()
     def sync(self) -> None:
         """Copy the live weights (LoRA folded in) into the fused, transposed layout."""
@@ -106,7 +142,7 @@ class FastLlama:
         self.embed = m.embed_tokens.weight.detach()
         head = self.base.lm_head
         hw, hb = _linear_weight(head)
-        self.w_head = hw.t().contiguous().to(self.dtype)
+        self.w_head = self._matrix(hw)
         self.b_head = hb
         self.ln_final = m.norm.weight.detach()
         self.layers = []
@@ -121,12 +157,12 @@ class FastLlama:
             self.layers.append(
                 _Layer(
                     ln_in=layer.input_layernorm.weight.detach(),
-                    w_qkv=torch.cat([w for w, _ in ws], 0).t().contiguous().to(self.dtype),
+                    w_qkv=self._matrix(torch.cat([w for w, _ in ws], 0)),
                     b_qkv=bias,
-                    w_o=wo.t().contiguous().to(self.dtype),
+                    w_o=self._matrix(wo),
                     ln_post=layer.post_attention_layernorm.weight.detach(),
-                    w_gu=torch.cat([wg, wu], 0).t().contiguous().to(self.dtype),
-                    w_down=wd.t().contiguous().to(self.dtype),
+                    w_gu=self._matrix(torch.cat([wg, wu], 0)),
+                    w_down=self._matrix(wd),
                 )
             )
         self.version = weight_version(self.model)
@@ -197,7 +233,7 @@ class FastLlama:
         h = self.embed[ids_RN]  # (R, N, H)
         for i, lay in enumerate(self.layers):
             x = self._norm(h, lay.ln_in)
-            qkv = x @ lay.w_qkv
+            qkv = self._mm(x, lay.w_qkv)
             if lay.b_qkv is not None:
                 qkv = qkv + lay.b_qkv
             q, k, v = qkv.split([NH * D, KV * D, KV * D], dim=-1)
@@ -215,12 +251,12 @@ class FastLlama:
                 o = self._decode_attention(q, Kr, Vr, bias_R11L)
             else:
                 o = F.scaled_dot_product_attention(q, Kr, Vr, attn_mask=mask, enable_gqa=NH != KV)
-            h = h + o.transpose(1, 2).reshape(R, N, NH * D) @ lay.w_o
+            h = h + self._mm(o.transpose(1, 2).reshape(R, N, NH * D), lay.w_o)
             x = self._norm(h, lay.ln_post)
-            g, u = (x @ lay.w_gu).chunk(2, dim=-1)
-            h = h + (F.silu(g) * u) @ lay.w_down
+            g, u = self._mm(x, lay.w_gu).chunk(2, dim=-1)
+            h = h + self._mm(F.silu(g) * u, lay.w_down)
         last = h[torch.arange(R), last_R]  # (R, H)
-        logits = (self._norm(last, self.ln_final) @ self.w_head).float()
+        logits = self._mm(self._norm(last, self.ln_final), self.w_head).float()
         if self.b_head is not None:
             logits = logits + self.b_head
         return logits

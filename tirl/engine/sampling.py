@@ -24,7 +24,8 @@ def filtered_logprobs(logits_BV: torch.Tensor, temperature_B: torch.Tensor, top_
     """
     logits_BV = logits_BV.float()
     temp_B = torch.where(temperature_B > 0, temperature_B, torch.ones_like(temperature_B))
-    logits_BV = logits_BV / temp_B[:, None]
+    if bool((temp_B != 1).any()):  # a pass over B x V saved in the common case
+        logits_BV = logits_BV / temp_B[:, None]
     V = logits_BV.shape[-1]
     need_k = bool(((top_k_B > 0) & (top_k_B < V)).any())
     need_p = bool((top_p_B < 1.0).any())
@@ -46,6 +47,38 @@ def filtered_logprobs(logits_BV: torch.Tensor, temperature_B: torch.Tensor, top_
     return torch.log_softmax(logits_BV, dim=-1)
 
 
+CDF_BLOCK = 1024
+"""Vocabulary entries per block of the two-level inverse CDF."""
+
+
+def inverse_cdf(probs_BV: torch.Tensor, uniform_B: torch.Tensor, block: int = CDF_BLOCK) -> torch.Tensor:
+    """The token whose CDF interval holds ``uniform_B * total``, per row: u in [0, total) falls
+    in token i's interval [cdf_{i-1}, cdf_i), which has width p_i, so a zero-probability
+    (filtered) token is never chosen. Two levels, for speed on a large vocabulary: the block
+    from a running sum of the blocks' masses, then the token from a float64 running sum over
+    that block alone, with u's offset rescaled to the block's own total (so within the block the
+    choice is exactly proportional; the blocks' masses, summed in float32, are good to ~1e-7).
+    A single float64 cumsum over the whole vocabulary costs ~4 ms per step for 16 x 49152 on
+    CPU, mostly converting and summing entries that are never looked at."""
+    B, V = probs_BV.shape
+    n_blocks = -(-V // block)
+    padded_BV = probs_BV if n_blocks * block == V else torch.nn.functional.pad(probs_BV, (0, n_blocks * block - V))
+    blocks_BNK = padded_BV.view(B, n_blocks, block)
+    mass_BN = blocks_BNK.sum(-1).double()
+    cdf_BN = mass_BN.cumsum(-1)
+    u_B1 = uniform_B.to(torch.float64)[:, None] * cdf_BN[:, -1:]
+    # the first block whose running mass exceeds u (side="right"), then u's place inside it
+    blk_B = torch.searchsorted(cdf_BN, u_B1, right=True).squeeze(-1).clamp(max=n_blocks - 1)
+    rows_B = torch.arange(B)
+    frac_B1 = ((u_B1.squeeze(-1) - (cdf_BN[rows_B, blk_B] - mass_BN[rows_B, blk_B])) / mass_BN[rows_B, blk_B])[:, None]
+    inside_BK = blocks_BNK[rows_B, blk_B]
+    inner_BK = inside_BK.double().cumsum(-1)
+    idx_B = torch.searchsorted(inner_BK, frac_B1.clamp(0.0, 1.0) * inner_BK[:, -1:], right=True).squeeze(-1)
+    # u exactly at the block's end (rounding) would point past it: take the last positive entry
+    last_B = torch.where(inside_BK > 0, torch.arange(block), -1).amax(-1).clamp(min=0)
+    return (blk_B * block + torch.minimum(idx_B, last_B)).clamp(max=V - 1)
+
+
 def sample_tokens(
     logits_BV: torch.Tensor,
     temperature_B: torch.Tensor,
@@ -55,22 +88,17 @@ def sample_tokens(
     uniform_B: torch.Tensor | None = None,
 ) -> Sampled:
     """One token per row. ``uniform_B`` (float64 in [0, 1)) supplies each row's random number
-    (so a row's sample can come from its own stream); otherwise they are drawn from ``generator``."""
+    (so a row's sample can come from its own stream); otherwise they are drawn from ``generator``.
+    Inverse-CDF sampling with one uniform per row: on CPU ~40x faster than an exponential race
+    over the vocabulary (3 vs 130 ms for 64 x 49152), which draws one random number per entry."""
     logp_BV = filtered_logprobs(logits_BV, temperature_B, top_k_B, top_p_B)
     probs_BV = logp_BV.exp()
-    # inverse-CDF sampling, one uniform per row: u in [0, total) falls in token i's interval
-    # [cdf_{i-1}, cdf_i), which has width p_i (side="right" never lands on a zero-width,
-    # filtered token). On CPU this is ~40x faster than an exponential race over the vocabulary
-    # (3 vs 130 ms for 64 x 49152), which draws one random number per entry. float64 keeps the
-    # running sum exact enough over a large vocabulary.
-    cdf_BV = probs_BV.double().cumsum(dim=-1)
     if uniform_B is None:
-        uniform_B = torch.rand(cdf_BV.shape[0], generator=generator, dtype=torch.float64)
-    u_B1 = uniform_B.to(torch.float64)[:, None] * cdf_BV[:, -1:]
-    sampled_B = torch.searchsorted(cdf_BV, u_B1, right=True).squeeze(-1).clamp(max=probs_BV.shape[-1] - 1)
-    greedy_B = logp_BV.argmax(dim=-1)
-    token_B = torch.where(temperature_B > 0, sampled_B, greedy_B)
+        uniform_B = torch.rand(probs_BV.shape[0], generator=generator, dtype=torch.float64)
+    token_B = inverse_cdf(probs_BV, uniform_B)
+    if bool((temperature_B <= 0).any()):
+        token_B = torch.where(temperature_B > 0, token_B, logp_BV.argmax(dim=-1))
     logprob_B = logp_BV.gather(-1, token_B[:, None]).squeeze(-1)
-    # 0 * -inf is nan: filtered entries contribute nothing to the entropy
-    entropy_B = -(probs_BV * logp_BV.masked_fill(probs_BV == 0, 0.0)).sum(-1)
+    # filtered entries (p = 0, log p = -inf) contribute nothing: their 0 * -inf = nan is skipped
+    entropy_B = -torch.nansum(probs_BV * logp_BV, dim=-1)
     return Sampled(token_B=token_B, logprob_B=logprob_B, entropy_B=entropy_B)
