@@ -1,9 +1,10 @@
 """token_logprobs: aligned with the ids, equal to a plain full forward pass, and scoring only
 from the first trained position gives the same values there."""
 
+import pytest
 import torch
 
-from tirl.train.logprobs import first_scored_position, shared_prefix_len, token_logprobs
+from tirl.train.logprobs import first_scored_position, shared_prefix_len, shared_prefixes, token_logprobs
 
 
 def test_matches_full_forward_and_partial_scoring(tiny):
@@ -79,3 +80,66 @@ def test_shared_prefix_gives_the_same_logprobs_and_gradient(tiny):
         assert "shared prefix" in str(e)
     else:
         raise AssertionError("a prefix reaching the first scored position must be refused")
+
+
+def _tasks():
+    """Three tasks: prompts of 9 and 6 tokens shared by 3 and 2 rows, and a single row."""
+    parts = [_group(9, (5, 8, 3), seed=2), _group(6, (4, 7), seed=3), _group(5, (6,), seed=4)]
+    T = max(p[0].shape[1] for p in parts)
+    ids, attn, mask = (torch.cat([torch.nn.functional.pad(p[k], (0, T - p[k].shape[1])) for p in parts]) for k in range(3))
+    return ids, attn, mask, ["a"] * 3 + ["b"] * 2 + ["c"]
+
+
+def test_shared_prefixes_per_task():
+    ids, attn, mask, keys = _tasks()
+    sp = shared_prefixes(ids, attn, mask, keys)
+    assert sp.group_B.tolist() == [0, 0, 0, 1, 1, 2]
+    assert sp.length_G.tolist() == [8, 5, 0]  # below each group's first trained token; one row shares nothing
+    assert shared_prefixes(ids, attn, mask, [""] * 6) is None  # rows without a key never group
+
+
+def test_several_groups_give_the_same_logprobs_and_gradient(tiny):
+    """Groups with prefixes of different lengths (and a row with none) in one batch: the same
+    log-probs, entropies and gradients as running every row whole."""
+    ids, attn, mask, keys = _tasks()
+    first = first_scored_position(mask)
+    sp = shared_prefixes(ids, attn, mask, keys)
+
+    def run(prefix):
+        tiny.model.zero_grad()
+        logp, ent = token_logprobs(tiny.model, ids, attn, with_entropy=True, bf16=False, first=first, prefix=prefix)
+        (logp * mask * torch.arange(1, ids.shape[1] + 1)).sum().backward()
+        return logp.detach(), ent, torch.cat([q.grad.flatten() for q in tiny.model.parameters() if q.grad is not None])
+
+    (lp0, ent0, g0), (lp1, ent1, g1) = run(None), run(sp)
+    tiny.model.zero_grad()
+    assert torch.allclose(lp1 * mask, lp0 * mask, atol=1e-5)
+    assert torch.allclose(ent1 * mask, ent0 * mask, atol=1e-4)
+    assert g0.abs().max() > 0 and torch.allclose(g1, g0, atol=1e-5)
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_fused_output_layer_equals_the_models_logits(tiny, monkeypatch, bf16):
+    """The fused output layer (no logits kept) against the model's own logits path: log-probs,
+    entropies and gradients, with and without shared prefixes (bf16: to bf16 rounding)."""
+    from tirl.train import logprobs
+
+    ids, attn, mask, keys = _tasks()
+    first = first_scored_position(mask)
+    sp = shared_prefixes(ids, attn, mask, keys)
+
+    def run(prefix):
+        tiny.model.zero_grad()
+        logp, ent = token_logprobs(tiny.model, ids, attn, with_entropy=True, bf16=bf16, first=first, prefix=prefix)
+        (logp * mask).sum().backward()
+        return logp.detach() * mask, ent * mask, torch.cat([q.grad.flatten() for q in tiny.model.parameters() if q.grad is not None])
+
+    assert logprobs._fused_head(tiny.model) is not None  # a llama model takes the fused path
+    fused = [run(None), run(sp)]
+    monkeypatch.setattr(logprobs, "_fused_head", lambda model: None)
+    plain = [run(None), run(sp)]
+    tiny.model.zero_grad()
+    tol = 2e-2 if bf16 else 1e-5
+    for (lp0, e0, g0), (lp1, e1, g1) in zip(plain, fused):
+        assert torch.allclose(lp1, lp0, atol=tol) and torch.allclose(e1, e0, atol=10 * tol)
+        assert torch.allclose(g1, g0, atol=tol * g0.abs().max())

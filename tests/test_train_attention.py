@@ -30,7 +30,7 @@ def test_switches_inside_and_restores(tiny):
 def _step(tiny, rows, attention, share):
     model = copy.deepcopy(tiny.model)
     seen = []
-    model.register_forward_pre_hook(lambda m, a: seen.append(m.config._attn_implementation))
+    model.get_decoder().register_forward_pre_hook(lambda m, a: seen.append(m.config._attn_implementation))  # runs on every path
     policy = SimpleNamespace(model=model, trainable_parameters=lambda: [p for p in model.parameters() if p.requires_grad])
     opt = torch.optim.SGD(policy.trainable_parameters(), lr=0.5)
     cfg = load_config("grpo", [f"optim.attention={attention}", f"optim.share_prefix={str(share).lower()}", "optim.micro_batch_size=2", "optim.bf16=false"])

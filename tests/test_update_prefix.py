@@ -30,23 +30,44 @@ def _rows():
 
 def test_micro_batches_keep_tasks_together():
     rows = _rows()
+    # size 2: task a (3 rows) is split, nothing else fits beside a piece of two
     mbs = micro_batches(rows, 2, share_prefix=True)
-    assert [[r.task_id for r in mb] for mb in mbs] == [["a", "a"], ["a"], ["b", "b"], ["c"]]
+    assert [[r.task_id for r in mb] for mb in mbs] == [["c"], ["a", "a"], ["b", "b"], ["a"]]
+    # size 4: whole tasks are packed together, shortest first
+    mbs = micro_batches(rows, 4, share_prefix=True)
+    assert [[r.task_id for r in mb] for mb in mbs] == [["c", "b", "b"], ["a", "a", "a"]]
     assert sorted(len(r) for mb in micro_batches(rows, 2, share_prefix=False) for r in mb) == sorted(len(r) for r in rows)
 
 
-def _step(tiny, rows, share):
+def test_micro_batches_respect_the_token_budget():
+    rows = _rows()  # lengths: a 10, 12, 14; b 10, 12; c 10
+    # 36 tokens: rows x the longest row; task a (3 x 14 = 42) must be split, c joins a's short
+    # pair (3 x 12), b cannot join them (5 x 12) and a's last row cannot join b (3 x 14)
+    mbs = micro_batches(rows, 16, share_prefix=True, max_tokens=36)
+    assert [[(r.task_id, len(r)) for r in mb] for mb in mbs] == [[("c", 10), ("a", 10), ("a", 12)], [("b", 10), ("b", 12)], [("a", 14)]]
+    assert all(len(mb) * max(len(r) for r in mb) <= 36 for mb in mbs)
+    for share in (False, True):  # every row exactly once; a row over the budget goes alone
+        mbs = micro_batches(rows, 16, share, max_tokens=11)
+        assert sorted(id(r) for mb in mbs for r in mb) == sorted(id(r) for r in rows)
+        assert all(len(mb) == 1 for mb in mbs if max(len(r) for r in mb) > 11)
+
+
+def _step(tiny, rows, share, micro_batch_size=2):
     model = copy.deepcopy(tiny.model)
     policy = SimpleNamespace(model=model, trainable_parameters=lambda: [p for p in model.parameters() if p.requires_grad])
     opt = torch.optim.SGD(policy.trainable_parameters(), lr=0.5)
-    cfg = load_config("grpo", [f"optim.share_prefix={str(share).lower()}", "optim.micro_batch_size=2", "optim.bf16=false"])
+    cfg = load_config("grpo", [f"optim.share_prefix={str(share).lower()}", f"optim.micro_batch_size={micro_batch_size}", "optim.bf16=false"])
     st = policy_update(policy, opt, rows, cfg.algo, cfg.optim, 0, 1.0)
     return st, torch.cat([p.detach().flatten() for p in model.parameters()])
 
 
-def test_shared_prefix_step_equals_unshared(tiny):
+@pytest.mark.parametrize("micro_batch_size", [2, 6])
+def test_shared_prefix_step_equals_unshared(tiny, micro_batch_size):
+    """Also with several tasks' prompts (of different lengths) in one micro-batch."""
     rows = _rows()
-    (st0, w0), (st1, w1) = _step(tiny, rows, False), _step(tiny, rows, True)
+    rows[3].input_ids[:2] = [5, 5]  # task b's prompt: 5 tokens shared, not 7, so the groups' prefixes differ
+    rows[4].input_ids[:2] = [6, 6]
+    (st0, w0), (st1, w1) = _step(tiny, rows, False, micro_batch_size), _step(tiny, rows, True, micro_batch_size)
     before = torch.cat([p.detach().flatten() for p in tiny.model.parameters()])
     assert (w0 - before).abs().max() > 1e-6  # the step moved the weights
     assert torch.allclose(w1, w0, atol=1e-6)

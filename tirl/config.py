@@ -166,8 +166,12 @@ class OptimConfig(_Section):
     warmup_steps: int = Field(0, ge=0)
     schedule: Literal["constant", "linear", "cosine"] = "constant"
     grad_clip: float = Field(1.0, gt=0)
-    micro_batch_size: int = Field(4, ge=1)
-    """Rows per forward/backward; gradients accumulate over the whole batch."""
+    micro_batch_size: int = Field(16, ge=1)
+    """Most rows per forward/backward; gradients accumulate over the whole batch."""
+    micro_batch_tokens: int = Field(4096, ge=1)
+    """Most tokens per forward/backward of the policy update, counted as rows x the longest row
+    (padding included): what bounds the update's memory, whatever the row lengths. Larger
+    micro-batches run faster on CPU (bigger matrices, fewer per-pass weight casts)."""
     share_prefix: bool = True
     """Run the prompt a micro-batch's rows share once (a task's rows are batched together): the
     same log-probs and gradient as running it per row, at a fraction of the cost."""

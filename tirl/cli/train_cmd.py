@@ -139,7 +139,8 @@ def sft_cmd(
     with make_progress(console) as progress:
         bar = progress.add_task("SFT", total=((len(trajs) + s.batch_size - 1) // s.batch_size) * s.epochs)
         run_sft(policy.model, trajs, s, policy.tokenizer.pad_token_id, cfg.optim.micro_batch_size, cfg.optim.bf16, cfg.train.seed,
-                on_step=lambda st: progress.update(bar, advance=1, description=f"SFT loss {st.loss:.3f}"), attention=cfg.optim.attention)
+                on_step=lambda st: progress.update(bar, advance=1, description=f"SFT loss {st.loss:.3f}"), attention=cfg.optim.attention,
+                micro_batch_tokens=cfg.optim.micro_batch_tokens)
     model = policy.model.merge_and_unload() if cfg.model.lora.enabled else policy.model
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)

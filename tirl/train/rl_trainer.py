@@ -233,7 +233,7 @@ class RLTrainer:
         self.totals["expert_samples"] += len(trajs)
         t0 = time.perf_counter()
         history = run_sft(self.policy.model, trajs, s, self.tokenizer.pad_token_id, self.cfg.optim.micro_batch_size, self.cfg.optim.bf16, self.cfg.train.seed, on_step,
-                          attention=self.cfg.optim.attention)
+                          attention=self.cfg.optim.attention, micro_batch_tokens=self.cfg.optim.micro_batch_tokens)
         self.totals["sft_tokens"] += sum(h.tokens for h in history)
         self.totals["expert_tokens"] += sum(len(g) for t in trajs for g in t.segments if g.origin is not Origin.TOOL)
         self.totals["wall_s"] += time.perf_counter() - t0

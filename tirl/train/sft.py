@@ -24,6 +24,7 @@ from tirl.models.attention import Attention, training_attention
 from tirl.train.logprobs import first_scored_position, token_logprobs
 from tirl.train.policy import make_optimizer
 from tirl.train.rows import collate
+from tirl.train.update import micro_batches
 from tirl.types import StopReason, Task, TrainRow, Trajectory
 
 
@@ -64,17 +65,18 @@ class SFTStats:
     total_steps: int = 0  # steps of the whole run (for progress displays)
 
 
-def run_sft(model, trajs: list[Trajectory], cfg: SFTConfig, pad_id: int, micro_batch_size: int = 4, bf16: bool | None = None, seed: int = 0,
-            on_step: Callable[[SFTStats], None] | None = None, attention: Attention = "auto") -> list[SFTStats]:
+def run_sft(model, trajs: list[Trajectory], cfg: SFTConfig, pad_id: int, micro_batch_size: int = 16, bf16: bool | None = None, seed: int = 0,
+            on_step: Callable[[SFTStats], None] | None = None, attention: Attention = "auto", micro_batch_tokens: int | None = 4096) -> list[SFTStats]:
     """Token-mean NLL over the masked tokens of each batch; AdamW with linear decay.
-    ``attention``: the kernel of the training passes (``tirl.models.attention``)."""
+    ``attention``: the kernel of the training passes (``tirl.models.attention``); a forward runs
+    at most ``micro_batch_size`` rows and ``micro_batch_tokens`` padded tokens."""
     if not trajs:
         raise ValueError("no SFT trajectories (check the source and its filters)")
     with training_attention(model, attention):
-        return _run_sft(model, trajs, cfg, pad_id, micro_batch_size, bf16, seed, on_step)
+        return _run_sft(model, trajs, cfg, pad_id, micro_batch_size, micro_batch_tokens, bf16, seed, on_step)
 
 
-def _run_sft(model, trajs, cfg: SFTConfig, pad_id: int, micro_batch_size: int, bf16: bool | None, seed: int, on_step) -> list[SFTStats]:
+def _run_sft(model, trajs, cfg: SFTConfig, pad_id: int, micro_batch_size: int, micro_batch_tokens: int | None, bf16: bool | None, seed: int, on_step) -> list[SFTStats]:
     rows = [sft_row(t) for t in trajs]
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, lr=cfg.lr)
@@ -94,8 +96,8 @@ def _run_sft(model, trajs, cfg: SFTConfig, pad_id: int, micro_batch_size: int, b
             n_tokens = sum(sum(r.loss_mask) for r in batch)
             opt.zero_grad(set_to_none=True)
             total_loss = 0.0
-            for k in range(0, len(batch), micro_batch_size):
-                b = collate(batch[k : k + micro_batch_size], pad_id)
+            for mb in micro_batches(batch, micro_batch_size, share_prefix=False, max_tokens=micro_batch_tokens):
+                b = collate(mb, pad_id)
                 logp, _ = token_logprobs(model, b["ids_BT"], b["attn_BT"], bf16=bf16, first=first_scored_position(b["mask_BT"]))
                 loss = -(logp * b["mask_BT"]).sum() / max(n_tokens, 1.0)
                 loss.backward()

@@ -26,7 +26,7 @@ from tirl.algo import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES, BatchCounts, L
 from tirl.algo.offpolicy import OFFPOLICY_LOSSES
 from tirl.config import AlgoConfig, OptimConfig
 from tirl.models.attention import training_attention
-from tirl.train.logprobs import first_scored_position, shared_prefix_len, token_logprobs
+from tirl.train.logprobs import first_scored_position, shared_prefixes, token_logprobs
 from tirl.train.rows import collate
 from tirl.types import TrainRow
 
@@ -51,28 +51,50 @@ class UpdateStats:
     n_offpolicy_tokens: int = 0
 
 
-def _chunks(rows: Sequence[TrainRow], n: int):
-    for i in range(0, len(rows), n):
-        yield rows[i : i + n]
+def _cost(rows: Sequence[TrainRow]) -> int:
+    """Tokens a forward over ``rows`` runs, padding included (rows x the longest)."""
+    return len(rows) * max((len(r) for r in rows), default=0)
 
 
-def micro_batches(rows: Sequence[TrainRow], size: int, share_prefix: bool) -> list[list[TrainRow]]:
-    """Rows of similar length share a micro-batch (less padding, same gradient: the sum is
-    order-free). With ``share_prefix``, a task's rows (a group, a tree's leaves) are kept
-    together so their common prompt runs once per micro-batch (``token_logprobs(prefix=...)``);
-    tasks with a single row are pooled."""
-    if not share_prefix:
-        return list(_chunks(sorted(rows, key=len), size))
-    by_task: dict[str, list[TrainRow]] = {}
+def _chunks(rows: Sequence[TrainRow], size: int, max_tokens: int | None = None) -> list[list[TrainRow]]:
+    """Consecutive runs of at most ``size`` rows and ``max_tokens`` padded tokens (a row longer
+    than the budget goes alone)."""
+    out: list[list[TrainRow]] = []
     for r in rows:
-        by_task.setdefault(r.task_id, []).append(r)
-    out, singles = [], []
-    for task_id, rs in by_task.items():
-        if len(rs) < 2 or not task_id:
-            singles += rs
-            continue
-        out += _chunks(sorted(rs, key=len), size)
-    return out + list(_chunks(sorted(singles, key=len), size))
+        if out and len(out[-1]) < size and (max_tokens is None or _cost(out[-1] + [r]) <= max_tokens):
+            out[-1].append(r)
+        else:
+            out.append([r])
+    return out
+
+
+def micro_batches(rows: Sequence[TrainRow], size: int, share_prefix: bool, max_tokens: int | None = None) -> list[list[TrainRow]]:
+    """Rows of similar length share a micro-batch (less padding, same gradient: the sum is
+    order-free); a micro-batch holds at most ``size`` rows and ``max_tokens`` tokens counted
+    with padding (what bounds its memory). With ``share_prefix``, a task's rows (a group, a
+    tree's leaves) stay together so their common prompt runs once (``token_logprobs(prefix=...)``),
+    and whole tasks are packed into micro-batches (a task over the limits is split); rows without
+    a task id are pooled. Several tasks per micro-batch keep the matrices large, which CPU
+    matmuls need: on SmolLM2 one 16-row micro-batch updates ~1.4x faster than four of 4 rows."""
+    if not share_prefix:
+        return _chunks(sorted(rows, key=len), size, max_tokens)
+    by_task: dict[str, list[TrainRow]] = {}
+    singles: list[TrainRow] = []
+    for r in rows:
+        if r.task_id:
+            by_task.setdefault(r.task_id, []).append(r)
+        else:
+            singles.append(r)
+    pieces = [c for rs in by_task.values() for c in _chunks(sorted(rs, key=len), size, max_tokens)]
+    pieces += [[r] for r in sorted(singles, key=len)]
+    out: list[list[TrainRow]] = []
+    for piece in sorted(pieces, key=lambda p: max(len(r) for r in p)):  # similar lengths together
+        joined = out[-1] + piece if out else piece
+        if out and len(joined) <= size and (max_tokens is None or _cost(joined) <= max_tokens):
+            out[-1] = joined
+        else:
+            out.append(list(piece))
+    return out
 
 
 def policy_update(policy, optimizer: torch.optim.Optimizer, rows: Sequence[TrainRow], algo: AlgoConfig, optim: OptimConfig, pad_id: int, norm_constant: float) -> UpdateStats:
@@ -87,7 +109,8 @@ def _policy_update(policy, optimizer: torch.optim.Optimizer, rows: Sequence[Trai
     def train_mask(b):
         return b["mask_BT"] * (1 - b["offpolicy_BT"]) * (1 - b["detach_BT"])
 
-    batches = [collate(mb, pad_id) for mb in micro_batches(rows, optim.micro_batch_size, optim.share_prefix)]
+    mbs = micro_batches(rows, optim.micro_batch_size, optim.share_prefix, optim.micro_batch_tokens)
+    batches = [collate(mb, pad_id) for mb in mbs]
     masks = [train_mask(b) for b in batches]
     # expert tokens trained by the off-policy term (disjoint from the on-policy mask)
     off_masks = [b["offpolicy_BT"] * (1 - b["detach_BT"]) if algo.offpolicy_coef > 0 else torch.zeros_like(m) for b, m in zip(batches, masks)]
@@ -98,8 +121,8 @@ def _policy_update(policy, optimizer: torch.optim.Optimizer, rows: Sequence[Trai
     if counts.n_tokens == 0:
         return st
     firsts = [first_scored_position(m) for m in both]
-    # the common prompt of a micro-batch's rows runs once (0 when sharing is off or nothing is shared)
-    prefixes = [shared_prefix_len(b["ids_BT"], b["attn_BT"], f) if optim.share_prefix else 0 for b, f in zip(batches, firsts)]
+    # each task's common prompt runs once per micro-batch (None when sharing is off or nothing is shared)
+    prefixes = [shared_prefixes(b["ids_BT"], b["attn_BT"], m, [r.task_id for r in mb]) if optim.share_prefix else None for b, m, mb in zip(batches, both, mbs)]
     engine_logp = [b["old_logp_BT"].clone() for b in batches]
     if algo.ppo_epochs > 1:
         with torch.no_grad():
