@@ -178,10 +178,11 @@ class OptimConfig(_Section):
     bf16: bool | None = None
     """bf16 autocast for forward/backward (master weights stay fp32); None (auto): only where
     the CPU has native bf16 arithmetic (AVX512-BF16/AMX) — elsewhere fp32 is about 3x faster."""
-    attention: Literal["auto", "eager", "sdpa", "model"] = "auto"
-    """Attention kernel of the passes that back-propagate (policy update, SFT): auto = eager on
-    CPU (torch's fused SDPA backward is slow there; ``tirl.models.attention``), the model's own
-    elsewhere; model = never switch."""
+    attention: Literal["auto", "grouped", "eager", "sdpa", "model"] = "auto"
+    """Attention kernel of the passes that back-propagate (policy update, SFT): auto = on CPU,
+    grouped (eager without copying key/value heads per query head) for Llama-family models and
+    eager for others (torch's fused SDPA backward is slow there; ``tirl.models.attention``), the
+    model's own elsewhere; model = never switch."""
 
 
 class SFTConfig(_Section):

@@ -87,7 +87,7 @@ def train_reward_model(
     rng = random.Random(seed)
     history: list[RMStep] = []
     step = 0
-    with training_attention(model.backbone, "auto"):  # eager on CPU: torch's fused SDPA backward is slow there
+    with training_attention(model.backbone, "auto"):  # grouped/eager on CPU: torch's fused SDPA backward is slow there
         for _ in range(cfg.epochs):
             order = list(range(len(train)))
             rng.shuffle(order)
