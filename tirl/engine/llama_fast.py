@@ -184,14 +184,15 @@ class FastLlama:
 
     # -- forward ------------------------------------------------------------------------------
     def _norm(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        # LlamaRMSNorm: normalise in fp32, then scale; handed to the next matmul in its dtype
-        return (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * w).to(self.dtype)
+        # LlamaRMSNorm (normalise in fp32, then scale) in one call; handed to the next matmul in its dtype
+        return torch.rms_norm(x, (x.shape[-1],), w, self.eps).to(self.dtype)
 
     @staticmethod
-    def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        half = x.shape[-1] // 2
-        rot = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-        return x * cos + rot * sin
+    def _rotate(x: torch.Tensor, cos: torch.Tensor, sin_signed: torch.Tensor) -> torch.Tensor:
+        """Rotary embedding: ``x cos + rotate_half(x) sin`` with rotate_half(x) = (-x2, x1),
+        written as ``x cos + roll(x) (-sin1, sin2)``: one roll instead of a negation and a
+        concatenation, the same products."""
+        return x * cos + x.roll(x.shape[-1] // 2, -1) * sin_signed
 
     def _decode_attention(self, q_RH1D: torch.Tensor, K_RKLD: torch.Tensor, V_RKLD: torch.Tensor, bias_R11L: torch.Tensor) -> torch.Tensor:
         """One query per row, grouped: the G query heads sharing a key/value head are one
@@ -219,8 +220,9 @@ class FastLlama:
         R, N = ids_RN.shape
         NH, KV, D = self.n_heads, self.n_kv, self.head_dim
         cos_P, sin_P = self.rope(int(length_R.max()))
-        cos = cos_P[pos_RN][:, None].to(self.dtype)  # (R, 1, N, D)
-        sin = sin_P[pos_RN][:, None].to(self.dtype)
+        cos = cos_P[pos_RN][:, :, None].to(self.dtype)  # (R, N, 1, D)
+        sin = sin_P[pos_RN][:, :, None]
+        sin = torch.cat([-sin[..., : D // 2], sin[..., D // 2 :]], dim=-1).to(self.dtype)
         Lk = int(length_R.max())
         key_pos_L = torch.arange(Lk)
         allowed_RNL = (key_pos_L[None, None, :] <= pos_RN[:, :, None]) & (key_pos_L[None, None, :] < length_R[:, None, None])
@@ -230,19 +232,22 @@ class FastLlama:
             bias_R11L = mask if self.dtype == torch.bfloat16 else torch.zeros(R, 1, 1, Lk).masked_fill_(~mask, float("-inf"))
         contiguous = R == int(rows_R[-1]) - int(rows_R[0]) + 1 and bool((rows_R[1:] > rows_R[:-1]).all()) if R > 1 else True
         r0 = int(rows_R[0])
+        # where each (row, position, kv head) goes in a layer's cache viewed as (S KV Lcap, D)
+        cap = kv.capacity
+        slot_RNK = (rows_R[:, None, None] * KV + torch.arange(KV)[None, None, :]) * cap + pos_RN[:, :, None]
+        slot = slot_RNK.flatten()
         h = self.embed[ids_RN]  # (R, N, H)
         for i, lay in enumerate(self.layers):
             x = self._norm(h, lay.ln_in)
             qkv = self._mm(x, lay.w_qkv)
             if lay.b_qkv is not None:
                 qkv = qkv + lay.b_qkv
-            q, k, v = qkv.split([NH * D, KV * D, KV * D], dim=-1)
-            q = self._rotate(q.view(R, N, NH, D).transpose(1, 2), cos, sin)  # (R, NH, N, D)
-            k = self._rotate(k.view(R, N, KV, D).transpose(1, 2), cos, sin)  # (R, KV, N, D)
-            v = v.view(R, N, KV, D).transpose(1, 2)
+            # queries and keys rotated together, heads-last: (R, N, NH + KV, D)
+            qk = self._rotate(qkv[..., : (NH + KV) * D].view(R, N, NH + KV, D), cos, sin)
+            q = qk[:, :, :NH].transpose(1, 2)  # (R, NH, N, D)
             K, V = kv.k[i], kv.v[i]  # (S, KV, Lcap, D)
-            K[rows_R[:, None], :, pos_RN] = k.transpose(1, 2)
-            V[rows_R[:, None], :, pos_RN] = v.transpose(1, 2)
+            K.view(-1, D).index_copy_(0, slot, qk[:, :, NH:].reshape(-1, D))
+            V.view(-1, D).index_copy_(0, slot, qkv[..., (NH + KV) * D :].reshape(-1, D))
             if contiguous:  # a view, no copy: the common case of decoding rows 0..R-1
                 Kr, Vr = K[r0 : r0 + R, :, :Lk], V[r0 : r0 + R, :, :Lk]
             else:
