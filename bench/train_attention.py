@@ -1,5 +1,6 @@
 """The attention kernel of tirl's training update on CPU: transformers' ``sdpa`` (torch's fused
-kernel; its CPU backward is slow), ``sdpa`` restricted to torch's math backend, and ``eager``.
+kernel; its CPU backward is slow), ``sdpa`` restricted to torch's math backend, ``eager``, and
+tirl's ``grouped`` (eager without copying key/value heads per query head).
 
 One process, one model, the three settings taking turns on the same batch (``--tasks`` arith
 prompts rendered by TagProtocol x ``--group`` rows of ``--response`` random response tokens, the
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> dict:
         "sdpa": ("sdpa", contextlib.nullcontext),
         "sdpa-math": ("sdpa", lambda: sdpa_kernel(SDPBackend.MATH)),
         "eager": ("eager", contextlib.nullcontext),
+        "grouped": ("grouped", contextlib.nullcontext),
     }
     cfgs = {k: load_config("grpo", [f"model.name={args.model}", "tools.python=false", "optim.lr=1e-9", f"optim.attention={a}"]) for k, (a, _) in settings.items()}
     policy = Policy(cfgs["sdpa"])
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> dict:
                 times[name].append(time.perf_counter() - t)
             print(f"{name} repeat {rep}: {times[name][-1]:.2f} s", flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
-    print("medians: " + ", ".join(f"{k} {v:.2f} s" for k, v in med.items()) + f"; sdpa / eager {med['sdpa'] / med['eager']:.2f}x")
+    print("medians: " + ", ".join(f"{k} {v:.2f} s" for k, v in med.items())
+          + f"; sdpa / eager {med['sdpa'] / med['eager']:.2f}x, eager / grouped {med['eager'] / med['grouped']:.2f}x")
     return med
 
 

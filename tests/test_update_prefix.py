@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tirl.config import load_config
-from tirl.train.update import micro_batches, policy_update
+from tirl.train.update import _prefix_len, micro_batches, policy_update
 from tirl.types import TrainRow
 
 
@@ -40,12 +40,18 @@ def test_micro_batches_keep_tasks_together():
 
 
 def test_micro_batches_respect_the_token_budget():
-    rows = _rows()  # lengths: a 10, 12, 14; b 10, 12; c 10
-    # 36 tokens: rows x the longest row; task a (3 x 14 = 42) must be split, c joins a's short
-    # pair (3 x 12), b cannot join them (5 x 12) and a's last row cannot join b (3 x 14)
-    mbs = micro_batches(rows, 16, share_prefix=True, max_tokens=36)
-    assert [[(r.task_id, len(r)) for r in mb] for mb in mbs] == [[("c", 10), ("a", 10), ("a", 12)], [("b", 10), ("b", 12)], [("a", 14)]]
-    assert all(len(mb) * max(len(r) for r in mb) <= 36 for mb in mbs)
+    rows = _rows()  # lengths: a 10, 12, 14; b 10, 12; c 10; tasks a and b share a 7-token prompt
+    # with sharing a pass runs each task's prefix once (6 tokens: below the first trained one)
+    # plus rows x the longest remainder; 20 tokens: a's three rows (6 + 3 x 8) do not fit, its
+    # first two (6 + 2 x 6) do, b (6 + 2 x 6) fits alone, c cannot join a or b (0 + 6 + 3 x 10)
+    assert _prefix_len([r for r in rows if r.task_id == "a"]) == 6 and _prefix_len(rows[-1:]) == 0
+    mbs = micro_batches(rows, 16, share_prefix=True, max_tokens=20)
+    assert [[(r.task_id, len(r)) for r in mb] for mb in mbs] == [[("c", 10)], [("a", 10), ("a", 12)], [("b", 10), ("b", 12)], [("a", 14)]]
+    # a budget the whole batch fits in (12 + 6 x 10 = 72): one pass
+    assert len(micro_batches(rows, 16, share_prefix=True, max_tokens=72)) == 1
+    # without sharing: rows x the longest row
+    mbs = micro_batches(rows, 16, share_prefix=False, max_tokens=24)
+    assert [[len(r) for r in mb] for mb in mbs] == [[10, 10], [10, 12], [12], [14]]
     for share in (False, True):  # every row exactly once; a row over the budget goes alone
         mbs = micro_batches(rows, 16, share, max_tokens=11)
         assert sorted(id(r) for mb in mbs for r in mb) == sorted(id(r) for r in rows)

@@ -66,7 +66,7 @@ class SFTStats:
 
 
 def run_sft(model, trajs: list[Trajectory], cfg: SFTConfig, pad_id: int, micro_batch_size: int = 16, bf16: bool | None = None, seed: int = 0,
-            on_step: Callable[[SFTStats], None] | None = None, attention: Attention = "auto", micro_batch_tokens: int | None = 4096) -> list[SFTStats]:
+            on_step: Callable[[SFTStats], None] | None = None, attention: Attention = "auto", micro_batch_tokens: int | None = 2560) -> list[SFTStats]:
     """Token-mean NLL over the masked tokens of each batch; AdamW with linear decay.
     ``attention``: the kernel of the training passes (``tirl.models.attention``); a forward runs
     at most ``micro_batch_size`` rows and ``micro_batch_tokens`` padded tokens."""

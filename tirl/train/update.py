@@ -51,17 +51,37 @@ class UpdateStats:
     n_offpolicy_tokens: int = 0
 
 
-def _cost(rows: Sequence[TrainRow]) -> int:
-    """Tokens a forward over ``rows`` runs, padding included (rows x the longest)."""
-    return len(rows) * max((len(r) for r in rows), default=0)
+def _prefix_len(rows: Sequence[TrainRow]) -> int:
+    """The leading tokens a task's rows share and a pass runs once (0 for a single row): their
+    common prefix, below the first trained token (what ``shared_prefixes`` will find)."""
+    if len(rows) < 2:
+        return 0
+    first = min((next((t for t, m in enumerate(r.loss_mask) if m > 0), len(r)) for r in rows), default=0)
+    n = min(len(r) for r in rows)
+    ref = rows[0].input_ids
+    for r in rows[1:]:
+        ids = r.input_ids
+        n = next((t for t in range(n) if ids[t] != ref[t]), n)
+    return max(0, min(n, first - 1))
 
 
-def _chunks(rows: Sequence[TrainRow], size: int, max_tokens: int | None = None) -> list[list[TrainRow]]:
-    """Consecutive runs of at most ``size`` rows and ``max_tokens`` padded tokens (a row longer
+def _cost(rows: Sequence[TrainRow], prefix: dict[str, int] | None = None) -> int:
+    """Tokens a forward over ``rows`` runs: rows x the longest row (padding included), or, with
+    the tasks' shared prefix lengths, each task's prefix once plus rows x the longest remainder."""
+    if not rows:
+        return 0
+    if prefix is None:
+        return len(rows) * max(len(r) for r in rows)
+    tasks = {r.task_id for r in rows}
+    return sum(prefix.get(t, 0) for t in tasks) + len(rows) * max(len(r) - prefix.get(r.task_id, 0) for r in rows)
+
+
+def _chunks(rows: Sequence[TrainRow], size: int, max_tokens: int | None = None, prefix: dict[str, int] | None = None) -> list[list[TrainRow]]:
+    """Consecutive runs of at most ``size`` rows and ``max_tokens`` run tokens (a row longer
     than the budget goes alone)."""
     out: list[list[TrainRow]] = []
     for r in rows:
-        if out and len(out[-1]) < size and (max_tokens is None or _cost(out[-1] + [r]) <= max_tokens):
+        if out and len(out[-1]) < size and (max_tokens is None or _cost(out[-1] + [r], prefix) <= max_tokens):
             out[-1].append(r)
         else:
             out.append([r])
@@ -70,12 +90,12 @@ def _chunks(rows: Sequence[TrainRow], size: int, max_tokens: int | None = None) 
 
 def micro_batches(rows: Sequence[TrainRow], size: int, share_prefix: bool, max_tokens: int | None = None) -> list[list[TrainRow]]:
     """Rows of similar length share a micro-batch (less padding, same gradient: the sum is
-    order-free); a micro-batch holds at most ``size`` rows and ``max_tokens`` tokens counted
-    with padding (what bounds its memory). With ``share_prefix``, a task's rows (a group, a
-    tree's leaves) stay together so their common prompt runs once (``token_logprobs(prefix=...)``),
-    and whole tasks are packed into micro-batches (a task over the limits is split); rows without
-    a task id are pooled. Several tasks per micro-batch keep the matrices large, which CPU
-    matmuls need: on SmolLM2 one 16-row micro-batch updates ~1.4x faster than four of 4 rows."""
+    order-free); a micro-batch holds at most ``size`` rows and runs at most ``max_tokens`` tokens
+    (padding included, a shared prefix counted once). With ``share_prefix``, a task's rows (a
+    group, a tree's leaves) stay together so their common prompt runs once
+    (``token_logprobs(prefix=...)``), and whole tasks are packed into micro-batches (a task over
+    the limits is split); rows without a task id are pooled. Several tasks per micro-batch keep
+    the matrices large, which CPU matmuls need (``bench/update_layout.py``)."""
     if not share_prefix:
         return _chunks(sorted(rows, key=len), size, max_tokens)
     by_task: dict[str, list[TrainRow]] = {}
@@ -85,12 +105,13 @@ def micro_batches(rows: Sequence[TrainRow], size: int, share_prefix: bool, max_t
             by_task.setdefault(r.task_id, []).append(r)
         else:
             singles.append(r)
-    pieces = [c for rs in by_task.values() for c in _chunks(sorted(rs, key=len), size, max_tokens)]
+    prefix = {t: _prefix_len(rs) for t, rs in by_task.items()}
+    pieces = [c for rs in by_task.values() for c in _chunks(sorted(rs, key=len), size, max_tokens, prefix)]
     pieces += [[r] for r in sorted(singles, key=len)]
     out: list[list[TrainRow]] = []
     for piece in sorted(pieces, key=lambda p: max(len(r) for r in p)):  # similar lengths together
         joined = out[-1] + piece if out else piece
-        if out and len(joined) <= size and (max_tokens is None or _cost(joined) <= max_tokens):
+        if out and len(joined) <= size and (max_tokens is None or _cost(joined, prefix) <= max_tokens):
             out[-1] = joined
         else:
             out.append(list(piece))
