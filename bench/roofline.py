@@ -73,7 +73,8 @@ def measure_update(model_name: str, bf16: bool, rows: int, seq_len: int, micro_b
     from tirl.train.update import policy_update
     from tirl.types import TrainRow
 
-    cfg = load_config("grpo", [f"model.name={model_name}", f"optim.bf16={str(bf16).lower()}", f"optim.micro_batch_size={micro_batch}", "tools.python=false"])
+    cfg = load_config("grpo", [f"model.name={model_name}", f"optim.bf16={str(bf16).lower()}", "tools.python=false",
+                               *([f"optim.micro_batch_size={micro_batch}"] if micro_batch else [])])
     policy = Policy(cfg)
     tok = policy.tokenizer
     n_params = sum(p.numel() for p in policy.model.parameters())
@@ -93,7 +94,7 @@ def measure_update(model_name: str, bf16: bool, rows: int, seq_len: int, micro_b
         ))
     policy.model.train()
     # a short update first warms the allocator, oneDNN and AdamW's state (not timed)
-    policy_update(policy, optimizer, train_rows[:micro_batch], cfg.algo, cfg.optim, tok.pad_token_id, float(seq_len))
+    policy_update(policy, optimizer, train_rows[: cfg.optim.micro_batch_size], cfg.algo, cfg.optim, tok.pad_token_id, float(seq_len))
     runs = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="timed policy updates per precision (default 2; 1 with --quick)")
     parser.add_argument("--rows", type=int, default=16, help="rows per update batch and per decode batch")
     parser.add_argument("--seq-len", type=int, default=400, help="tokens per training row (prompt + response)")
-    parser.add_argument("--micro-batch", type=int, default=4, help="rows per forward/backward (tirl's default)")
+    parser.add_argument("--micro-batch", type=int, default=None, help="most rows per forward/backward (default: tirl's optim.micro_batch_size, with its token budget)")
     parser.add_argument("--decode-tokens", type=int, default=128, help="new tokens per decode row (0 skips decoding)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -153,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\npeak: fp32 {peak['fp32']:.1f}, bf16 {peak['bf16']:.1f}, bf16 autocast {peak['bf16-autocast']:.1f} GFLOP/s; "
           f"copy bandwidth {bandwidth:.1f} GB/s\n")
 
-    print(f"training update: tirl policy_update, {args.rows} rows x {args.seq_len} tokens, micro-batch {args.micro_batch}, "
+    mb = args.micro_batch or "tirl's default"
+    print(f"training update: tirl policy_update, {args.rows} rows x {args.seq_len} tokens, micro-batch {mb}, "
           f"median of {args.steps} after a short warm-up update\n")
     print("| precision | s/update | tokens/s (all positions) | trained tokens/s | roofline tokens/s | fraction of roofline |")
     print("|---|---:|---:|---:|---:|---:|")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import random
 import statistics
 import time
 
@@ -32,12 +31,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
+    from update_rows import update_rows
+
     from tirl.config import load_config
-    from tirl.protocol import TagProtocol
-    from tirl.tasks import load_tasks
     from tirl.train.policy import Policy, make_optimizer
     from tirl.train.update import policy_update
-    from tirl.types import TrainRow
 
     settings = {  # name: (optim.attention, context)
         "sdpa": ("sdpa", contextlib.nullcontext),
@@ -49,17 +47,9 @@ def main(argv: list[str] | None = None) -> dict:
     policy = Policy(cfgs["sdpa"])
     tok = policy.tokenizer
     opt = make_optimizer(policy.trainable_parameters(), 1e-9, 0.0, (0.9, 0.99))
-    rng = random.Random(0)
-    rows = []
-    for task in load_tasks("arith", n=args.tasks, seed=0, split="train", difficulty=1):
-        prompt = TagProtocol([]).prompt_ids(tok, task)
-        for g in range(args.group):
-            resp = [rng.randrange(len(tok)) for _ in range(args.response)]
-            n = len(prompt) + len(resp)
-            mask = [0.0] * len(prompt) + [1.0] * len(resp)
-            adv = 1.0 if g % 2 else -1.0
-            rows.append(TrainRow(prompt + resp, mask, [adv * m for m in mask], [0.0] * n, [0.2] * n, [0.2] * n, [0.0] * n, [0.0] * n, task.id, g))
-    print(f"{len(rows)} rows: prompt {len(prompt)} + response {args.response} tokens", flush=True)
+    rows = update_rows(tok, args.tasks, args.group, args.response)
+    prompt_len = len(rows[0]) - args.response
+    print(f"{len(rows)} rows: prompt {prompt_len} + response {args.response} tokens", flush=True)
     policy.model.train()
     cfg0 = cfgs["sdpa"]
     policy_update(policy, opt, rows[: args.group], cfg0.algo, cfg0.optim, tok.pad_token_id, float(args.response))  # warm-up, not timed

@@ -170,10 +170,11 @@ class OptimConfig(_Section):
     """Most rows per forward/backward; gradients accumulate over the whole batch."""
     micro_batch_tokens: int = Field(2560, ge=1)
     """Most tokens one forward/backward runs (rows x the longest, padding included; a task's
-    shared prompt counted once): what bounds a pass's memory, whatever the row lengths. On a
-    2-core CPU a pass of ~2,000-2,500 tokens ran fastest per token: smaller ones leave the
-    matrices small, larger ones slowed down (SFT rows of 390 tokens: 8.7 s per 8-row step in
-    passes of 6 rows, 9.6 in passes of 4, 13.2 in one pass of 8)."""
+    shared prompt counted once): what bounds a pass's memory, whatever the row lengths. Larger
+    passes run faster on CPU up to a point (bigger matrices, fewer per-pass weight casts): the
+    vs-TRL update, 4 groups of 4 rows in one pass of ~2,200 tokens, is 1.48x faster than one
+    group per pass (bench/update_layout.py); each pass keeps its activations and attention
+    scores for the backward pass."""
     share_prefix: bool = True
     """Run the prompt a micro-batch's rows share once (a task's rows are batched together): the
     same log-probs and gradient as running it per row, at a fraction of the cost."""

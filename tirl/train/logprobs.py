@@ -101,7 +101,8 @@ def _fused_head(model) -> torch.nn.Linear | None:
 
 
 def _suffix_batch(ids_BT: torch.Tensor, attn_BT: torch.Tensor, start_B: torch.Tensor, pad_id: int):
-    """Each row's tokens from ``start_B[b]`` on, left-aligned and right-padded: (ids, positions, lengths)."""
+    """Each row's tokens from ``start_B[b]`` on, left-aligned and right-padded: (ids, positions,
+    real-token mask)."""
     B, T = ids_BT.shape
     n_B = attn_BT.sum(1) - start_B
     S = int(n_B.max())
