@@ -9,7 +9,9 @@ token of a step its node's value.
   is its trajectory reward R, an internal node's is the mean of its *direct children's* r
   (Eq. 6; recursive, not a mean over leaves). Branch advantage among siblings
   ``A_b = (r - mean_sib) / (std_sib + eps)`` with the population std (Eq. 7); an only child
-  gets ``A_b = 0`` (the paper's App. B tree shows "branch = 0.000"). Trajectory advantage
+  carries its parent's ``A_b`` (the paper's worked tree, App. B Fig. 4, prints every only
+  child with its parent's branch value; "branch = 0.000" appears only below forks whose
+  siblings have equal rewards), and an only child of the root gets 0. Trajectory advantage
   ``A_t(leaf) = (R - mean) / (std + eps)`` over all leaves of the tree (Eq. 8), and a node's
   ``A_t`` is the mean over the leaves below it (Eq. 9). ``A_hier = lam A_b + (1 - lam) A_t``
   (Eq. 10, lam = 0.5).
@@ -83,14 +85,14 @@ def hierarchical_advantages(tree: "RolloutTree", lam: float = 0.5, eps: float = 
 
     node_reward(tree.root)
 
-    # Eq. 7: branch advantage among siblings; an only child gets 0
+    # Eq. 7: branch advantage among siblings; an only child carries its parent's (App. B, Fig. 4)
     a_b: dict[str, float] = {}
     stack = [tree.root]
     while stack:
         n = stack.pop()
         kids = n.children
         if len(kids) == 1:
-            a_b[kids[0].id] = 0.0
+            a_b[kids[0].id] = a_b.get(n.id, 0.0) if n.parent is not None else 0.0
         elif kids:
             mean, std = _pop_stats([r[id(c)] for c in kids])
             for c in kids:
