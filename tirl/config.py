@@ -284,6 +284,11 @@ class TrainConfig(_Section):
     eval_samples: int = Field(4, ge=1)
     """Samples per eval task (pass@k needs k <= this)."""
     eval_temperature: float = Field(1.0, ge=0.0)
+    eval_sampled: int = Field(0, ge=0)
+    """Also evaluate with this many samples per task at temperature 1 (sampled accuracy, pass@k,
+    maj@k; logged as ``eval_t1/*``) beside the eval_samples x eval_temperature evaluation, at
+    the run's stages (before, after SFT, after RL; not at eval_every); 0: off. Greedy accuracy
+    says what the policy's mode does, sampled accuracy what RL samples."""
     checkpoint_every: int = Field(10, ge=0)
     keep_last: int = Field(2, ge=1)
     save_trajectories: bool = True

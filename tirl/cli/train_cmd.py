@@ -93,10 +93,16 @@ def train_cmd(
             progress.console.print(_step_line(step, m))
 
         results = trainer.train(on_step=on_step, evaluate=not no_eval, on_sft_step=on_sft, say=progress.console.print)
-    reports = {k: results[k] for k in ("before", "after_sft", "after") if k in results}
+    stages = ("before", "after_sft", "after")
+    reports = {k: results[k] for k in stages if k in results}
+    sampled = {k: results[f"{k}_t1"] for k in stages if f"{k}_t1" in results}
     if reports:
-        Console().print(_report_table(f"held-out {cfg.task.name} ({cfg.task.n_eval} tasks x {cfg.train.eval_samples})", reports))
-        (cfg.run_dir / "eval.json").write_text(json.dumps({k: r.to_dict() for k, r in reports.items()}, indent=2))
+        t = cfg.train
+        Console().print(_report_table(f"held-out {cfg.task.name} ({cfg.task.n_eval} tasks x {t.eval_samples}, T={t.eval_temperature:g})", reports))
+        if sampled:
+            Console().print(_report_table(f"held-out {cfg.task.name}, sampled ({cfg.task.n_eval} tasks x {t.eval_sampled}, T=1)", sampled))
+        saved = {k: r.to_dict() for k, r in reports.items()} | {f"{k}_t1": r.to_dict() for k, r in sampled.items()}
+        (cfg.run_dir / "eval.json").write_text(json.dumps(saved, indent=2))
     if results.get("plot"):
         console.print(f"plots: {results['plot']}")
     console.print(f"run directory: {cfg.run_dir}")

@@ -190,16 +190,20 @@ class RLTrainer:
         return m
 
     # -- evaluation, checkpoints, the loop --------------------------------------------------
-    def evaluate(self, tag: str) -> EvalReport:
+    def evaluate(self, tag: str, samples: int | None = None, temperature: float | None = None) -> EvalReport:
+        """Held-out evaluation; ``samples``/``temperature`` default to train.eval_samples /
+        train.eval_temperature."""
         cfg = self.cfg
+        samples = cfg.train.eval_samples if samples is None else samples
+        temperature = cfg.train.eval_temperature if temperature is None else temperature
         self.policy.model.eval()
-        ks = [k for k in (1, 4, 8) if k <= cfg.train.eval_samples]
-        rcfg = C.rollout_config(cfg, temperature=cfg.train.eval_temperature)
+        ks = [k for k in (1, 4, 8, 16) if k <= samples]
+        rcfg = C.rollout_config(cfg, temperature=temperature)
         # evaluation draws from its own generator so that adding an eval never changes training samples
         saved = self.rt.engine.generator.get_state()
         self.rt.engine.generator.manual_seed(10_000 + self.step)
         try:
-            report = self.loop.run_until_complete(evaluate_async(self.rt.engine, self.rt.protocol, self.eval_tasks, cfg.train.eval_samples, rcfg, ks, self.rewards))
+            report = self.loop.run_until_complete(evaluate_async(self.rt.engine, self.rt.protocol, self.eval_tasks, samples, rcfg, ks, self.rewards))
         finally:
             self.rt.engine.generator.set_state(saved)
         self.log.trajectories(self.step, [t for g in report.groups for t in g], kind=f"eval_{tag}")
@@ -248,35 +252,40 @@ class RLTrainer:
         cfg = self.cfg.train
         results: dict = {}
 
-        def timed_eval(tag: str) -> EvalReport:
+        def timed_eval(tag: str, prefix: str, metrics: dict, sampled: bool = True) -> EvalReport:
+            """The configured evaluation (and, at the run's stages, the sampled one when
+            train.eval_sampled > 0); their scalars go into ``metrics`` under ``prefix/`` and
+            ``prefix_t1/``."""
             say(f"evaluating ({tag}): {len(self.eval_tasks)} tasks x {cfg.eval_samples} samples")
             r = self.evaluate(tag)
             say(f"eval {tag}: accuracy {r.accuracy:.3f}, tool calls/task {r.tool_calls_per_task:.2f} ({r.wall_s:.0f} s)")
+            metrics.update({f"{prefix}/{k}": v for k, v in r.scalars().items()})
+            if cfg.eval_sampled and sampled:
+                t1 = self.evaluate(f"{tag}_t1", cfg.eval_sampled, 1.0)
+                say(f"eval {tag} (T=1, {cfg.eval_sampled} samples): accuracy {t1.accuracy:.3f} ({t1.wall_s:.0f} s)")
+                metrics.update({f"{prefix}_t1/{k}": v for k, v in t1.scalars().items()})
+                results[f"{tag}_t1"] = t1
             return r
 
         try:
             if self.step == 0:
                 first: dict = {}
                 if evaluate:
-                    results["before"] = timed_eval("before")
-                    first.update({f"eval/{k}": v for k, v in results["before"].scalars().items()})
+                    results["before"] = timed_eval("before", "eval", first)
                 if cfg.sft_first:
                     say(f"SFT warm-up on {self.cfg.sft.source} ({self.cfg.sft.n_examples} examples, {self.cfg.sft.epochs} epoch(s))")
                     results["sft"] = self.warmup_sft(on_sft_step)
                     say(f"SFT done: final loss {results['sft'][-1].loss:.3f}")
                     if evaluate:
-                        results["after_sft"] = timed_eval("after_sft")
-                        first.update({f"eval_sft/{k}": v for k, v in results["after_sft"].scalars().items()})
+                        results["after_sft"] = timed_eval("after_sft", "eval_sft", first)
                 if first:
                     self.log.log(0, first)
             while self.step < cfg.steps:
                 metrics = self.train_step()
                 if evaluate and cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
-                    metrics.update({f"eval/{k}": v for k, v in timed_eval(f"step{self.step}").scalars().items()})
+                    timed_eval(f"step{self.step}", "eval", metrics, sampled=False)
                 if self.step == cfg.steps and evaluate:
-                    after = timed_eval("after")
-                    results["after"] = after
-                    metrics.update({f"eval/{k}": v for k, v in after.scalars().items()})
+                    results["after"] = timed_eval("after", "eval", metrics)
                 self.log.log(self.step, metrics)
                 if on_step is not None:
                     on_step(self.step, metrics)
