@@ -68,9 +68,10 @@ def serve(runner: CellRunner, settings: GuestSettings, to_r: int, from_w: int) -
             os._exit(0)
         budget(settings.cpu_s)
         try:
-            reply = runner.run(str(request.get("code", ""))).to_wire()
+            reply = runner.run(str(request.get("code", "")) if isinstance(request, dict) else "").to_wire()
         except BaseException as exc:  # a failure of the runner itself (MemoryError, ...)
             reply = {"ok": False, "output": f"{type(exc).__name__} while running the cell", "error": type(exc).__name__}
+        reply["id"] = request.get("id") if isinstance(request, dict) else None  # the worker matches it
         if getpid() != me:
             # A child the cell forked (os.fork() without os._exit) returned out of the
             # model's code. It shares our pipes: it must neither answer nor read requests.

@@ -7,6 +7,7 @@ model that keeps using them would otherwise be confused by the NameError that fo
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from typing import Any
@@ -47,3 +48,29 @@ def describe_exit(status: int | None, cpu_s: float) -> tuple[str, str, bool]:
 def timeout_reply(timeout_s: float) -> dict[str, Any]:
     text = f"TimeoutError: execution exceeded {timeout_s:g} s ({LOST})"
     return {"ok": False, "output": text, "error": "TimeoutError", "timed_out": True}
+
+
+def cell_reply(payload: bytes, nonce: str) -> dict[str, Any] | str:
+    """The reply a session's cell process sent, rebuilt from its three checked fields, or a
+    one-line reason why ``payload`` is not one: undecodable, not an object, another request's
+    id (an earlier forged or stray frame), or fields of the wrong type. Anything else the
+    frame carries (``infra_error``, ``timed_out``, ``generation``...) is dropped: those are
+    the worker's and the host's to say, never the cell's."""
+    try:
+        obj = json.loads(payload.decode("utf-8", "surrogatepass"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return "a reply frame that is not JSON"
+    if not isinstance(obj, dict):
+        return "a reply frame that is not an object"
+    if obj.get("id") != nonce:
+        return "a reply frame for another request"
+    ok, output, error = obj.get("ok"), obj.get("output"), obj.get("error")
+    if not isinstance(ok, bool) or not isinstance(output, str) or not (error is None or isinstance(error, str)):
+        return "a reply frame with fields of the wrong type"
+    return {"ok": ok, "output": output, "error": error}
+
+
+def protocol_violation_reply(detail: str) -> dict[str, Any]:
+    text = (f"SandboxError: the session's reply pipe carried {detail}; code in the session wrote to it, "
+            f"so the session was ended ({LOST})")
+    return {"ok": False, "output": text, "error": "ProtocolViolation"}

@@ -30,6 +30,10 @@ class Timeout(TimeoutError):
     """The deadline passed before a whole frame arrived."""
 
 
+class BadFrame(ValueError):
+    """A frame header no writer of this protocol produces (a length beyond MAX_FRAME)."""
+
+
 def encode(obj: Any) -> bytes:
     data = json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
     return HEADER.pack(len(data)) + data
@@ -90,11 +94,18 @@ def _read_exact(fd: int, n: int, deadline: float | None, watch: int | None) -> b
 
 
 def read_payload(fd: int, deadline: float | None = None, watch: int | None = None) -> bytes:
-    """Read one frame's JSON bytes, undecoded (the worker relays a cell's reply as is)."""
+    """Read one frame's JSON bytes, undecoded."""
     (length,) = HEADER.unpack(_read_exact(fd, HEADER.size, deadline, watch))
     if length > MAX_FRAME:
-        raise Closed(f"corrupt frame length {length}")
+        raise BadFrame(f"corrupt frame length {length}")
     return _read_exact(fd, length, deadline, watch)
+
+
+def readable_now(fd: int) -> bool:
+    """Whether ``fd`` has bytes waiting (or is at end of file) right now."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return any(ev & select.POLLIN for _, ev in poller.poll(0))
 
 
 def read_frame(fd: int, deadline: float | None = None, watch: int | None = None) -> Any:
@@ -102,5 +113,3 @@ def read_frame(fd: int, deadline: float | None = None, watch: int | None = None)
     return decode(read_payload(fd, deadline, watch))
 
 
-def write_payload(fd: int, payload: bytes) -> None:
-    write_all(fd, HEADER.pack(len(payload)) + payload)

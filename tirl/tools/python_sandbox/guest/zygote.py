@@ -26,7 +26,7 @@ from collections import OrderedDict
 from typing import Any
 
 from . import linux, session, wire
-from .outcomes import LOST, describe_exit, timeout_reply
+from .outcomes import LOST, cell_reply, describe_exit, protocol_violation_reply, timeout_reply
 from .settings import GuestSettings
 
 class Zygote:
@@ -136,8 +136,10 @@ class Zygote:
                     pass
 
     # --- requests -------------------------------------------------------------------------
-    def run(self, request: dict[str, Any]) -> dict[str, Any] | bytes:
-        """The reply to a run request: a dict, or the cell's reply frame payload as is."""
+    def run(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The reply to a run request, built here from checked fields: nothing the session's
+        process writes reaches the host except the ``ok``/``output``/``error`` of a
+        well-formed reply that carries this request's id."""
         key = str(request.get("session", ""))
         code = str(request.get("code", ""))
         timeout_s = float(request.get("timeout_s") or self.settings.timeout_s)
@@ -156,8 +158,9 @@ class Zygote:
             self.sessions[key] = handle
             self.orphans_come_here |= not handle.namespaced
             self._evict_beyond_limit()
+        nonce = os.urandom(8).hex()  # names this request; a frame without it is not our cell's reply
         try:
-            wire.write_frame(handle.to_cell, {"code": code})
+            wire.write_frame(handle.to_cell, {"code": code, "id": nonce})
         except OSError:  # the process died between cells (a thread of an earlier cell, OOM)
             self._drop(key)
             note += f"[note: the session's process had exited; {LOST}]\n"
@@ -167,26 +170,37 @@ class Zygote:
                 return {"ok": False, "output": f"sandbox error: {exc}", "error": "SandboxError", "infra_error": True}
             self.sessions[key] = handle
             self.orphans_come_here |= not handle.namespaced
-            wire.write_frame(handle.to_cell, {"code": code})
+            wire.write_frame(handle.to_cell, {"code": code, "id": nonce})
         deadline = time.monotonic() + timeout_s
         try:
             payload = wire.read_payload(handle.from_cell, deadline, handle.pidfd)
         except wire.Timeout:
             self._drop(key)
             return timeout_reply(timeout_s)
-        except (wire.Closed, OSError, ValueError):
+        except wire.BadFrame as exc:
+            return self._violation(key, str(exc))
+        except (wire.Closed, OSError):
             self.sessions.pop(key, None)
             self.ended = True
             status = session.collect(handle)
             text, error, timed_out = describe_exit(status, self.settings.cpu_s)
             return {"ok": False, "output": text, "error": error, "timed_out": timed_out}
-        if not note:
-            return payload  # relayed without decoding: the common case, kept cheap
-        reply = wire.decode(payload)
-        reply["output"] = note + reply.get("output", "")
+        reply = cell_reply(payload, nonce)
+        if isinstance(reply, str):
+            return self._violation(key, reply)
+        if wire.readable_now(handle.from_cell):  # a second frame behind the reply: forged
+            return self._violation(key, "more than one reply frame")
+        reply["output"] = note + reply["output"]
         return reply
 
-    def handle(self, request: dict[str, Any]) -> dict[str, Any] | bytes:
+    def _violation(self, key: str, detail: str) -> dict[str, Any]:
+        """The session's reply pipe carried something its cell process never writes (code the
+        model wrote can reach the pipe): end that session only. The call is answered as the
+        model's own doing (scored as usual, never an infrastructure error, never retried)."""
+        self._drop(key)
+        return protocol_violation_reply(detail)
+
+    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
         if op == "run":
             return self.run(request)
@@ -209,10 +223,7 @@ class Zygote:
                 reply = self.handle(request)
             except Exception as exc:  # our bug: answer, keep serving
                 reply = {"ok": False, "output": f"sandbox error: {exc!r}", "error": "SandboxError", "infra_error": True}
-            if isinstance(reply, bytes):
-                wire.write_payload(self.host_out, reply)
-            else:
-                wire.write_frame(self.host_out, reply)
+            wire.write_frame(self.host_out, reply)
             # After answering, off the caller's clock: reap what ended, fork a spare session
             # (it boots while we wait for the next request).
             if self.ended:
