@@ -154,3 +154,26 @@ def test_sft_mask_trains_expert_but_never_tool_tokens(tiny, echo_tool):
     assert loss_mask(tr) == [0, 0, 0, 0, 0, 0]
     assert loss_mask(tr, origins=SFT_ORIGINS) == [0, 0, 1, 1, 0, 1]
     assert loss_mask(tr, origins=frozenset(Origin)) == [0, 0, 1, 1, 0, 1]  # TOOL/PROMPT never, whatever is asked
+
+
+def test_one_trajectorys_failure_is_its_own(tiny, echo_tool, tmp_path):
+    """A parser (or any per-trajectory step) that raises stops that trajectory with stop reason
+    ERROR and the failure named; the other trajectories of the batch finish normally."""
+
+    class Flaky(TagProtocol):
+        calls = 0
+
+        def parse_turn(self, turn_text, ended_by_eos):
+            Flaky.calls += 1
+            if Flaky.calls == 2:
+                raise RecursionError("maximum recursion depth exceeded")
+            return super().parse_turn(turn_text, ended_by_eos)
+
+    eng = ScriptedEngine(tiny.tokenizer, ["<python>print(2+40)</python>", "<answer>\\boxed{42}</answer>"])
+    groups = asyncio.run(rollout(eng, Flaky([echo_tool]), [TASK], RolloutConfig(group_size=3)))
+    stops = sorted(t.stop_reason.value for t in groups[0])
+    assert stops == ["answer", "answer", "error"]
+    failed = next(t for t in groups[0] if t.stop_reason is StopReason.ERROR)
+    assert failed.error == "reading the model's turn: RecursionError: maximum recursion depth exceeded"
+    write_jsonl(tmp_path / "t.jsonl", [failed])  # the reason is saved with the trajectory
+    assert next(read_jsonl(tmp_path / "t.jsonl")).error == failed.error

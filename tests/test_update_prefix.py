@@ -80,3 +80,20 @@ def test_shared_prefix_step_equals_unshared(tiny, micro_batch_size):
     assert st1.n_tokens == st0.n_tokens and st1.loss == pytest.approx(st0.loss, abs=1e-6)
     assert st1.grad_norm == pytest.approx(st0.grad_norm, rel=1e-4)
     assert st1.entropy == pytest.approx(st0.entropy, rel=1e-4)
+
+
+def test_a_non_finite_update_is_not_taken(tiny):
+    """A NaN in the weights makes the loss NaN: the step raises and leaves every weight as it was."""
+    from tirl.train.update import NonFiniteUpdate
+
+    model = copy.deepcopy(tiny.model)
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] = float("nan")
+    policy = SimpleNamespace(model=model, trainable_parameters=lambda: [p for p in model.parameters() if p.requires_grad])
+    opt = torch.optim.AdamW(policy.trainable_parameters(), lr=1e-3)
+    before = [p.detach().clone() for p in model.parameters()]
+    cfg = load_config("grpo", ["optim.bf16=false"])
+    with pytest.raises(NonFiniteUpdate, match="weights were not updated"):
+        policy_update(policy, opt, _rows(), cfg.algo, cfg.optim, 0, 1.0)
+    assert all(torch.equal(a.nan_to_num(), b.detach().nan_to_num()) for a, b in zip(before, model.parameters()))
+    assert all(p.grad is None for p in model.parameters())

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tirl.engine.factory import EngineConfig
 from tirl.engine.openai import OpenAIEngineConfig
@@ -21,7 +21,7 @@ from tirl.rollout.elpo import ELPOConfig
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class LoraConfig(_Section):
@@ -298,7 +298,15 @@ class TrainConfig(_Section):
 
 class RunConfig(_Section):
     name: str = "run"
+    """The run's directory name under out_dir (no path separators)."""
     out_dir: str = "runs"
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        if not v or v in (".", "..") or "/" in v or "\\" in v or "\0" in v:
+            raise ValueError("must be a plain directory name (no '/', not '.' or '..'); put the parent in run.out_dir")
+        return v
 
 
 class Config(_Section):
@@ -423,6 +431,42 @@ def load_config(recipe: str | None = None, overrides: list[str] | None = None) -
         return Config.model_validate(tree)
     except ValidationError as e:
         raise ConfigError(_format_error(e)) from None
+
+
+# On resume these sections are the run's identity: changing them would make the resumed steps a
+# different algorithm, model or data than the checkpoint's, so they are refused.
+RESUME_FIXED = ("algo", "strategy", "reward", "model", "task", "rollout", "sft", "run")
+
+
+def resume_config(run_dir: Path, overrides: list[str] | None = None) -> tuple[Config, list[str]]:
+    """The config to continue the run in ``run_dir``: its saved config.yaml with ``overrides``
+    applied, placed in ``run_dir`` itself whatever run.out_dir/run.name it names (a copied or
+    moved run continues where it is). Returns the config and one line per applied override
+    (``optim.lr: 2e-06 -> 1e-05``); overrides of RESUME_FIXED sections are refused."""
+    saved = run_dir / "config.yaml"
+    if not saved.is_file():
+        raise ConfigError(f"config error: cannot resume {run_dir}: it has no config.yaml (is it a run directory?)")
+    overrides = list(overrides or [])
+    fixed = [o.split("=", 1)[0] for o in overrides if o.split("=", 1)[0].split(".")[0] in RESUME_FIXED]
+    if fixed:
+        raise ConfigError(f"config error: --resume continues the run as configured; {', '.join(fixed)} would change its "
+                          f"{'/'.join(RESUME_FIXED)} (start a new run for that)")
+    before = load_config(str(saved))
+    cfg = load_config(str(saved), overrides)
+    cfg.run.out_dir, cfg.run.name = str(run_dir.resolve().parent), run_dir.resolve().name
+    applied = []
+    for o in overrides:
+        key = o.split("=", 1)[0]
+        old, new = _get_path(before, key), _get_path(cfg, key)
+        applied.append(f"{key}: {old!r} -> {new!r}" if old != new else f"{key}: {new!r} (unchanged)")
+    return cfg, applied
+
+
+def _get_path(cfg: BaseModel, dotted: str) -> Any:
+    node: Any = cfg
+    for k in dotted.split("."):
+        node = node.get(k) if isinstance(node, dict) else getattr(node, k, None)
+    return node
 
 
 def save_config(cfg: Config, path: Path) -> None:

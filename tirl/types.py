@@ -131,6 +131,7 @@ class Trajectory:
     rewards: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     text: str = ""  # decoded completion (everything after the prompt), for reading only
+    error: str | None = None  # what failed, for stop reason ERROR (a tool's infrastructure or the loop itself)
 
     @property
     def completion_ids(self) -> list[int]:

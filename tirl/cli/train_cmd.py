@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tirl.cli.progress import Counter, make_progress
-from tirl.config import ConfigError, load_config
+from tirl.config import ConfigError, load_config, resume_config
 
 console = Console(stderr=True)
 
@@ -50,22 +50,28 @@ def _step_line(step: int, m: dict) -> str:
 def train_cmd(
     recipe: Optional[str] = typer.Argument(None, help="Recipe name (recipes/NAME.yaml) or a YAML path."),
     overrides: Optional[List[str]] = typer.Argument(None, help="section.field=value overrides, e.g. train.steps=10."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Resume the run in this directory from its latest checkpoint."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory (its own config; train.*/optim.*/engine.*/tools.* overrides allowed) from its newest intact checkpoint."),
     no_eval: bool = typer.Option(False, "--no-eval", help="Skip evaluation before/after training."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start over in a run directory that already holds a run (its files are deleted)."),
 ):
     """Train with RL (GRPO family). Example: tirl train grpo train.steps=20 model.name=tiny-random"""
+    from tirl.train.checkpoint import CheckpointError
     from tirl.train.rl_trainer import RLTrainer
+    from tirl.train.run_dir import RunDirError
+    from tirl.train.update import NonFiniteUpdate
 
     overrides = list(overrides or [])
     if recipe and "=" in recipe:  # no recipe, only overrides
         overrides.insert(0, recipe)
         recipe = None
+    applied: list[str] = []
     try:
         if resume is not None:
-            saved = resume / "config.yaml"
-            if not saved.exists():
-                _fail(f"cannot resume: {saved} does not exist")
-            cfg = load_config(str(saved), overrides)
+            if recipe:
+                _fail(f"--resume continues the run in {resume} with its own config; drop the recipe name {recipe!r}")
+            if overwrite:
+                _fail("--resume and --overwrite contradict each other: continue the run, or start it over")
+            cfg, applied = resume_config(resume, overrides)
         else:
             cfg = load_config(recipe, overrides)
     except ConfigError as e:
@@ -73,7 +79,14 @@ def train_cmd(
     st = cfg.strategy
     per_task = {"arpo": f"{st.arpo.budget} (ARPO tree)", "elpo": f"{st.elpo.budget} (ELPO tree)"}.get(st.name, str(cfg.rollout.group_size))
     console.print(f"[bold]tirl train[/] {recipe or ''} -> {cfg.run_dir}  ({cfg.model.name}, {cfg.task.name}, {cfg.algo.advantage}/{cfg.algo.loss}, {cfg.train.steps} steps x {cfg.train.tasks_per_step} tasks x {per_task})")
-    trainer = RLTrainer(cfg, resume=resume is not None)
+    try:
+        trainer = RLTrainer(cfg, resume=resume is not None, overwrite=overwrite)
+    except (RunDirError, CheckpointError) as e:
+        _fail(f"error: {e}")
+    for note in trainer.notes:
+        console.print(f"[yellow]note:[/] {note}")
+    if resume is not None:
+        console.print(f"resuming {cfg.run_dir} at step {trainer.step}" + (f" with {', '.join(applied)}" if applied else ""))
     with make_progress(console) as progress:
         bar = progress.add_task("RL steps", total=cfg.train.steps, completed=trainer.step)
         sft_bar = None
@@ -92,7 +105,13 @@ def train_cmd(
             progress.update(bar, completed=step)
             progress.console.print(_step_line(step, m))
 
-        results = trainer.train(on_step=on_step, evaluate=not no_eval, on_sft_step=on_sft, say=progress.console.print)
+        try:
+            results = trainer.train(on_step=on_step, evaluate=not no_eval, on_sft_step=on_sft, say=progress.console.print)
+        except NonFiniteUpdate as e:
+            last = trainer.last_checkpoint_step()
+            _fail(f"error: step {trainer.step + 1}: {e}. The run stopped; " + (
+                f"its checkpoint at step {last} is intact: lower optim.lr and continue with --resume {cfg.run_dir}" if last is not None
+                else "it has no checkpoint yet: lower optim.lr and start again with --overwrite"))
     stages = ("before", "after_sft", "after")
     reports = {k: results[k] for k in stages if k in results}
     sampled = {k: results[f"{k}_t1"] for k in stages if f"{k}_t1" in results}

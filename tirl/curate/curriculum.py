@@ -86,7 +86,7 @@ def run_curriculum(cfg: Config, say: Callable[[str], None] = lambda msg: None, o
         rcfg.task.n_eval = min(rcfg.task.n_eval, rcfg.task.n_train)
         rcfg.model.name = model
         resume = latest_checkpoint(rdir) is not None
-        trainer = RLTrainer(rcfg, resume=resume)
+        trainer = RLTrainer(rcfg, resume=resume, overwrite=not resume)  # a round killed before its first checkpoint starts over
         say(f"round {r}: RL on {rcfg.task.n_train} tasks from {model}" + (f" (resuming at step {trainer.step})" if resume else ""))
         res = trainer.train(on_step=on_step, evaluate=False, say=say)
         model = str(res.get("final_model", final))

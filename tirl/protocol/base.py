@@ -18,6 +18,20 @@ from tirl.tools.base import Tool
 from tirl.types import Observation, Script, ScriptStep, Task, ToolCall
 
 
+def strip_trailing_special(text: str) -> str:
+    """``text`` without the special tokens (``<|im_end|>``, ``<|endoftext|>``: ``<|`` + 1-40
+    characters other than ``|<>`` + ``|>``) and whitespace at its end. Linear in the text (a
+    regex anchored at the end backtracks quadratically on a long run of such tokens)."""
+    t = text.rstrip()
+    while t.endswith("|>"):
+        start = t.rfind("<|", max(0, len(t) - 44))
+        inner = t[start + 2 : -2] if start >= 0 else ""
+        if start < 0 or not 1 <= len(inner) <= 40 or any(c in "|<>" for c in inner):
+            break
+        t = t[:start].rstrip()
+    return t
+
+
 @dataclass
 class ParsedTurn:
     """What one generated turn did. ``call`` is set when the turn ended in a tool call (possibly

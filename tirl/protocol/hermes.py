@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 
-from tirl.protocol.base import ParsedTurn, Protocol
-from tirl.protocol.tag import _TRAILING_SPECIAL, _ends_with_tag
+from tirl.protocol.base import ParsedTurn, Protocol, strip_trailing_special
+from tirl.protocol.tag import _ends_with_tag
 from tirl.types import Observation, Script, ScriptStep, ToolCall
 
 _OPEN, _CLOSE = "<tool_call>", "</tool_call>"
@@ -67,8 +67,10 @@ class HermesProtocol(Protocol):
 
         try:
             obj = json.loads(body)
-        except (json.JSONDecodeError, RecursionError) as e:
-            return bad(f"the tool call is not valid JSON ({e.msg if hasattr(e, 'msg') else e})")
+        except RecursionError:
+            return bad("the tool call is not valid JSON (nested too deeply)")
+        except ValueError as e:  # JSONDecodeError, or an integer of more digits than Python converts
+            return bad(f"the tool call is not valid JSON ({getattr(e, 'msg', None) or str(e)[:120]})")
         if not isinstance(obj, dict):
             return bad('the tool call must be a JSON object {"name": ..., "arguments": {...}}')
         name = obj.get("name")
@@ -78,7 +80,7 @@ class HermesProtocol(Protocol):
         if isinstance(args, str):  # some models JSON-encode the arguments twice
             try:
                 args = json.loads(args)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):
                 return bad("'arguments' must be a JSON object", name)
         if not isinstance(args, dict):
             return bad("'arguments' must be a JSON object", name)
@@ -111,7 +113,7 @@ class HermesProtocol(Protocol):
         return f"{script.final_thought} The answer is \\boxed{{{script.answer}}}."
 
     def format_error(self, completion_text: str) -> str | None:
-        text = _TRAILING_SPECIAL.sub("", completion_text).rstrip()
+        text = strip_trailing_special(completion_text)
         if text.count(_OPEN) != text.count(_CLOSE):
             return "unbalanced <tool_call> tags"
         last_turn = text.rsplit(self._tool_suffix, 1)[-1] if self._tool_suffix else text

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import re
 
-from tirl.protocol.base import ParsedTurn, Protocol
+from tirl.protocol.base import ParsedTurn, Protocol, strip_trailing_special
 from tirl.types import Observation, Script, ScriptStep, ToolCall
 
 _FENCE = re.compile(r"^\s*```[a-zA-Z0-9_+-]*[ \t]*\n(.*?)\n?```\s*$", re.DOTALL)
-_TRAILING_SPECIAL = re.compile(r"(?:\s*<\|[^|<>]{1,40}\|>)+\s*$")
 # what may follow a closing tag in the same sampled token (e.g. "</python>\n")
 _MAX_TRAILING = 4
 
@@ -104,7 +103,7 @@ class TagProtocol(Protocol):
         return f"<think>{script.final_thought}</think>\n<answer>The answer is \\boxed{{{script.answer}}}.</answer>"
 
     def format_error(self, completion_text: str) -> str | None:
-        text = _TRAILING_SPECIAL.sub("", completion_text).rstrip()
+        text = strip_trailing_special(completion_text)
         n_open, n_close = text.count("<answer>"), text.count("</answer>")
         if n_open != 1 or n_close != 1:
             return f"expected exactly one <answer>…</answer>, found {n_open} opening and {n_close} closing tags"

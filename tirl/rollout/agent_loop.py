@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ from tirl.protocol.base import Protocol
 from tirl.tools.base import Tool
 from tirl.types import Observation, Origin, Segment, Step, StopReason, Task, ToolCall, Trajectory
 
+
+log = logging.getLogger(__name__)
 
 class RolloutConfig(BaseModel):
     """How trajectories are sampled (the ``rollout`` section of the config)."""
@@ -77,6 +80,14 @@ class LoopState:
 def _finish(st: LoopState, reason: StopReason) -> None:
     st.traj.stop_reason = reason
     st.done = True
+
+
+def _fail(st: LoopState, what: str, exc: BaseException) -> None:
+    """A failure of one trajectory's loop (not of the model's text, which never raises) stops
+    that trajectory with stop reason ERROR and says what failed; the batch goes on."""
+    st.traj.error = f"{what}: {type(exc).__name__}: {str(exc)[:300]}"
+    log.warning("trajectory %s/%s stopped: %s", st.traj.task_id, st.traj.sample, st.traj.error)
+    _finish(st, StopReason.ERROR)
 
 
 def _session(task_id: str, sample: int) -> str:
@@ -223,10 +234,19 @@ async def advance(engine: Engine, protocol: Protocol, states: Sequence[LoopState
         return 0
     stops = protocol.stop_strings()
     comps = engine.generate([_turn_request(st, cfg, stops) for st in active])
-    waiting = [(st, call) for st, c in zip(active, comps) if (call := _take_turn(st, c, protocol, tok, cfg)) is not None]
+    waiting = []
+    for st, c in zip(active, comps):
+        try:
+            if (call := _take_turn(st, c, protocol, tok, cfg)) is not None:
+                waiting.append((st, call))
+        except Exception as e:  # noqa: BLE001 - one trajectory's failure is its own
+            _fail(st, "reading the model's turn", e)
     observations = await asyncio.gather(*(_run_call(call, protocol.tools, protocol, st.session) for st, call in waiting))
     for (st, call), obs in zip(waiting, observations):
-        _take_observation(st, call, obs, protocol, tok, cfg)
+        try:
+            _take_observation(st, call, obs, protocol, tok, cfg)
+        except Exception as e:  # noqa: BLE001
+            _fail(st, "appending the tool's observation", e)
     return sum(1 for s in active if s.done)
 
 
@@ -236,10 +256,13 @@ async def drive(engine: Engine, protocol: Protocol, st: LoopState, cfg: RolloutC
     tok = engine.tokenizer
     stops = protocol.stop_strings()
     while not st.done:
-        c = await engine.agenerate(_turn_request(st, cfg, stops))
-        call = _take_turn(st, c, protocol, tok, cfg)
-        if call is not None:
-            _take_observation(st, call, await _run_call(call, protocol.tools, protocol, st.session), protocol, tok, cfg)
+        try:
+            c = await engine.agenerate(_turn_request(st, cfg, stops))
+            call = _take_turn(st, c, protocol, tok, cfg)
+            if call is not None:
+                _take_observation(st, call, await _run_call(call, protocol.tools, protocol, st.session), protocol, tok, cfg)
+        except Exception as e:  # noqa: BLE001 - one trajectory's failure is its own, never the batch's
+            _fail(st, "the agent loop", e)
     if on_finished is not None:
         on_finished(1)
 

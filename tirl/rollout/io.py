@@ -39,6 +39,7 @@ def trajectory_to_json(tr: Trajectory) -> dict:
         "rewards": tr.rewards,
         "stop_reason": tr.stop_reason.value if tr.stop_reason else None,
         "metrics": tr.metrics,
+        **({"error": tr.error} if tr.error else {}),
     }
 
 
@@ -58,6 +59,7 @@ def trajectory_from_json(d: dict) -> Trajectory:
         steps=steps, answer=d.get("answer"), gold=d.get("gold"),
         stop_reason=StopReason(d["stop_reason"]) if d.get("stop_reason") else None,
         reward=d.get("reward", 0.0), rewards=d.get("rewards", {}), metrics=d.get("metrics", {}), text=d.get("text", ""),
+        error=d.get("error"),
     )
 
 

@@ -249,7 +249,10 @@ def _read_safetensors(model_dir: Path, prefix: str) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"no {prefix}*.safetensors file in {model_dir}")
     state: dict[str, torch.Tensor] = {}
     for shard in shards:
-        state.update(load_file(shard, device="cpu"))
+        try:
+            state.update(load_file(shard, device="cpu"))
+        except Exception as e:  # noqa: BLE001 - safetensors' own error types; re-raised with the file named
+            raise CheckpointError(f"cannot read {shard}: {type(e).__name__}: {e}") from e
     return state
 
 
@@ -282,7 +285,10 @@ def _load_peft_model(model: Any, model_dir: Path) -> None:
         adapter_dir = model_dir if name == "default" else model_dir / name
         if not any(adapter_dir.glob("adapter_model*.safetensors")):
             raise CheckpointError(f"no adapter_model.safetensors for adapter {name!r} in {adapter_dir}")
-        saved = load_peft_weights(str(adapter_dir), device="cpu")
+        try:
+            saved = load_peft_weights(str(adapter_dir), device="cpu")
+        except Exception as e:  # noqa: BLE001
+            raise CheckpointError(f"cannot read the adapter in {adapter_dir}: {type(e).__name__}: {e}") from e
         expected = set(get_peft_model_state_dict(model, adapter_name=name))
         missing, unexpected = sorted(expected - set(saved)), sorted(set(saved) - expected)
         if missing or unexpected:

@@ -26,13 +26,14 @@ from tirl.rewards.compose import apply_rewards
 from tirl.rewards.schedule import Progress
 from tirl.rollout.tree import RolloutTree, tree_metrics
 from tirl.train import components as C
-from tirl.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from tirl.train.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
 from tirl.train.data import TaskStream
 from tirl.train.plots import plot_metrics
 from tirl.train.policy import Policy, make_optimizer, make_scheduler
 from tirl.train.resolve import export_final_model
 from tirl.train.strategies import make_strategy
 from tirl.train.sft import file_trajectories, reference_trajectories, run_sft
+from tirl.train.run_dir import claim
 from tirl.train.run_log import RunLog
 from tirl.train.update import policy_update
 from tirl.types import Origin, Task, Trajectory
@@ -51,10 +52,13 @@ def seed_everything(seed: int) -> None:
 
 
 class RLTrainer:
-    def __init__(self, cfg: Config, resume: bool = False, model_name: str | None = None):
+    def __init__(self, cfg: Config, resume: bool = False, model_name: str | None = None, overwrite: bool = False):
+        """``resume``: continue the run in cfg.run_dir from its newest intact checkpoint;
+        otherwise start a fresh run there (refused where a run already is, unless ``overwrite``).
+        The run directory stays locked to this trainer until ``train`` ends or ``close``."""
         self.cfg = cfg
         self.run_dir = cfg.run_dir
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.lock = claim(self.run_dir, fresh=not resume, overwrite=overwrite)
         save_config(cfg, self.run_dir / "config.yaml")
         seed_everything(cfg.train.seed)
         self.loop = asyncio.new_event_loop()
@@ -73,6 +77,7 @@ class RLTrainer:
         self.scheduler = make_scheduler(self.optimizer, o.schedule, o.warmup_steps, cfg.train.steps)
         self.log = RunLog(self.run_dir)
         self.step = 0
+        self.notes: list[str] = []  # one-line notices for the user (a damaged checkpoint skipped...)
         self.totals = Counter()  # cost accounting across the run (rollouts, tokens trained, wall time)
         if resume:
             self._resume()
@@ -217,10 +222,22 @@ class RLTrainer:
         )
 
     def _resume(self) -> None:
-        ckpt = latest_checkpoint(self.run_dir)
-        if ckpt is None:
-            raise FileNotFoundError(f"nothing to resume: {self.run_dir} has no complete checkpoint")
-        state = load_checkpoint(ckpt, model=self.policy.model, optimizer=self.optimizer, scheduler=self.scheduler, rng_extra={"engine": self.rt.engine.generator})
+        """Restore the newest checkpoint that loads; a damaged newer one (truncated weights, a
+        missing file, a bad manifest) is reported and skipped."""
+        found = list_checkpoints(self.run_dir)
+        if not found:
+            raise CheckpointError(f"nothing to resume: {self.run_dir} has no complete checkpoint")
+        for ckpt in reversed(found):
+            try:
+                state = load_checkpoint(ckpt, model=self.policy.model, optimizer=self.optimizer, scheduler=self.scheduler,
+                                        rng_extra={"engine": self.rt.engine.generator})
+                break
+            except (CheckpointError, OSError) as e:
+                self.notes.append(f"checkpoint {ckpt.name} is damaged ({str(e).splitlines()[0][:200]}); trying an older one")
+        else:
+            raise CheckpointError(f"cannot resume {self.run_dir}: every checkpoint is damaged ({'; '.join(self.notes)})")
+        if ckpt is not found[-1]:
+            self.notes.append(f"resumed from {ckpt.name}, the newest intact checkpoint")
         self.step = int(state["step"])
         self.stream.load_state_dict(state["stream"])
         self.totals = Counter(state.get("totals", {}))
@@ -295,8 +312,22 @@ class RLTrainer:
                 results["final_model"] = export_final_model(self.policy, self.tokenizer, self.run_dir)
             results["plot"] = plot_metrics(self.log.read(), self.run_dir / "plots" / "curves.png", title=self.cfg.run.name)
         finally:
+            self.close()
+        return results
+
+    def last_checkpoint_step(self) -> int | None:
+        found = list_checkpoints(self.run_dir)
+        return int(found[-1].name.split("_")[-1]) if found else None
+
+    def close(self) -> None:
+        """Close the log, the tools and the engine, and unlock the run directory."""
+        if self.lock is None:
+            return
+        try:
             self.log.close()
             if callable(getattr(self.strategy, "aclose", None)):
                 self.loop.run_until_complete(self.strategy.aclose())
             self.loop.run_until_complete(self.rt.aclose())
-        return results
+        finally:
+            self.lock.release()
+            self.lock = None

@@ -28,9 +28,11 @@ class RunLog:
                 self._tb = None
 
     def truncate_after(self, step: int) -> None:
+        """Keep the lines up to ``step``; a line that does not parse (the torn last line of a
+        killed run) is dropped."""
         if not self.path.exists():
             return
-        keep = [line for line in self.path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
+        keep = [line for line, row in _parsed(self.path) if row is not None and row.get("step", 0) <= step]
         self.path.write_text("".join(line + "\n" for line in keep))
 
     def log(self, step: int, metrics: dict) -> None:
@@ -53,8 +55,22 @@ class RunLog:
     def read(self) -> list[dict]:
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        return [row for _, row in _parsed(self.path) if row is not None]
 
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+
+
+def _parsed(path: Path) -> list[tuple[str, dict | None]]:
+    """(line, its object or None when it is not one JSON object) for every non-blank line."""
+    out: list[tuple[str, dict | None]] = []
+    for line in path.read_text(errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        out.append((line, row if isinstance(row, dict) else None))
+    return out

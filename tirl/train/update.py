@@ -17,6 +17,7 @@ the policy tokens (LUFFY, arXiv 2504.14945, Eq. 6: one 1/Z over on- and off-poli
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -29,6 +30,10 @@ from tirl.models.attention import training_attention
 from tirl.train.logprobs import first_scored_position, shared_prefixes, token_logprobs
 from tirl.train.rows import collate
 from tirl.types import TrainRow
+
+
+class NonFiniteUpdate(FloatingPointError):
+    """The policy loss or its gradient is NaN/inf: the step is not taken."""
 
 
 @dataclass
@@ -186,6 +191,10 @@ def _policy_update(policy, optimizer: torch.optim.Optimizer, rows: Sequence[Trai
                 tot["gap"] += float(((logp.detach() - engine_logp[i]).abs() * m).sum())
             tot["rmax"] = max(tot["rmax"], float((out.ratio_BT * m).max()))
         st.grad_norm = float(torch.nn.utils.clip_grad_norm_(params, optim.grad_clip))
+        if not (math.isfinite(st.grad_norm) and math.isfinite(tot["loss"])):
+            optimizer.zero_grad(set_to_none=True)  # the weights stay as they were
+            raise NonFiniteUpdate(f"non-finite {'loss' if not math.isfinite(tot['loss']) else 'gradient'} "
+                                  f"(loss {tot['loss']}, gradient norm {st.grad_norm}); the weights were not updated")
         optimizer.step()
         if epoch == 0:
             st.logp_gap_engine = tot["gap"] / max(st.n_tokens, 1)
