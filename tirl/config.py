@@ -10,10 +10,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tirl.engine.factory import EngineConfig
 from tirl.engine.openai import OpenAIEngineConfig
+from tirl.errors import UserError
 from tirl.rollout.agent_loop import RolloutConfig
 from tirl.rollout.arpo import ARPOConfig
 from tirl.rollout.e3 import E3Config
@@ -354,7 +362,7 @@ class Config(_Section):
         return Path(self.run.out_dir) / self.run.name
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config problem, in one line that names the field."""
 
 

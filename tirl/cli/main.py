@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from typer.core import TyperGroup
 
 from tirl.cli.bench_cmd import bench_app
 from tirl.cli.curate_cmd import curriculum_cmd, flywheel_cmd, repair_cmd
@@ -10,8 +11,27 @@ from tirl.cli.rm_cmd import rm_app
 from tirl.cli.rollout_cmd import rollout_cmd
 from tirl.cli.tool_cmd import tool_app
 from tirl.cli.train_cmd import eval_cmd, sft_cmd, train_cmd
+from tirl.errors import UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="tirl: RL for tool-integrated reasoning agents.")
+
+def one_line(e: BaseException) -> str:
+    """A user error as the one line the command line prints."""
+    msg = " ".join(str(e).split()) or type(e).__name__
+    return msg if msg.startswith(("config error:", "error:")) else f"error: {msg}"
+
+
+class _Commands(TyperGroup):
+    """Every command's user errors (tirl.errors.UserError) end as one line and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UserError as e:
+            typer.echo(one_line(e), err=True)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True, help="tirl: RL for tool-integrated reasoning agents.")
 app.command("rollout")(rollout_cmd)
 app.command("train")(train_cmd)
 app.command("sft")(sft_cmd)

@@ -20,13 +20,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tirl.errors import UserError
+
 SMOLLM2 = "smollm2-135m-instruct"
 TINY = "tiny-random"
 ALIASES = (SMOLLM2, TINY)
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(UserError, RuntimeError):
     """A model could not be loaded; the message names the model and what is missing."""
 
 

@@ -24,12 +24,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator
 
+from tirl.errors import UserError
 from tirl.types import Task
 
 _MAX_REPORTED = 5
 
 
-class TaskLoadError(ValueError):
+class TaskLoadError(UserError, ValueError):
     """A task file or one of its rows cannot be turned into a Task."""
 
 

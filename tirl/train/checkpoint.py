@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_model
 
+from tirl.errors import UserError
 from tirl.train.rng import capture_rng, restore_rng
 
 CHECKPOINTS = "checkpoints"
@@ -50,7 +51,7 @@ TMP_PREFIX = ".tmp-"
 _STEP_DIR = re.compile(r"step_(\d+)")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint is incomplete, inconsistent, or does not fit the objects it is loaded into."""
 
 
@@ -279,7 +280,11 @@ def _load_full_model(model: torch.nn.Module, model_dir: Path) -> None:
 def _load_peft_model(model: Any, model_dir: Path) -> None:
     """Load every adapter of a PEFT model (the default one from ``model_dir``, others from the
     sub-directories ``save_pretrained`` puts them in) with strict key checking."""
-    from peft.utils import get_peft_model_state_dict, load_peft_weights, set_peft_model_state_dict
+    from peft.utils import (
+        get_peft_model_state_dict,
+        load_peft_weights,
+        set_peft_model_state_dict,
+    )
 
     for name in model.peft_config:
         adapter_dir = model_dir if name == "default" else model_dir / name

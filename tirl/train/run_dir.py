@@ -14,13 +14,15 @@ import os
 import shutil
 from pathlib import Path
 
+from tirl.errors import UserError
+
 LOCK = ".lock"
 # What a run writes (tirl.train.rl_trainer, run_log, checkpoint); --overwrite removes these.
 RUN_FILES = ("config.yaml", "metrics.jsonl", "sft_metrics.jsonl", "eval.json", "checkpoints", "final_model", "tb",
              "trajectories", "trees", "plots", "report.html")
 
 
-class RunDirError(RuntimeError):
+class RunDirError(UserError, RuntimeError):
     """A run directory that cannot be used as asked; the message says what to do."""
 
 

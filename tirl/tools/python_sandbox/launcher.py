@@ -31,6 +31,8 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 
+from tirl.errors import UserError
+
 from .config import SandboxConfig
 from .guest.settings import GuestSettings
 
@@ -51,7 +53,7 @@ SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "
 NOBODY = "nobody"
 
 
-class SandboxUnavailable(RuntimeError):
+class SandboxUnavailable(UserError, RuntimeError):
     """The requested isolation cannot be provided on this machine."""
 
 
@@ -248,8 +250,8 @@ def _bwrap_self_check(argv_prefix: tuple[str, ...]) -> str | None:
 
 
 def resolve_isolation(config: SandboxConfig) -> str:
-    """Turn "auto" into "bwrap" or "none"; raise SandboxUnavailable for a forced "bwrap"
-    that does not work."""
+    """Turn "auto" into "bwrap"; raise SandboxUnavailable when bubblewrap does not work and
+    isolation is not explicitly "none"."""
     if config.isolation == "none":
         _warn_if_root("none")
         return "none"
@@ -261,15 +263,12 @@ def resolve_isolation(config: SandboxConfig) -> str:
         return "bwrap"
     if config.isolation == "bwrap":
         raise SandboxUnavailable(f"isolation='bwrap' was requested but bubblewrap does not work here: {reason}")
-    _warn_once(
-        "isolation",
-        f"tirl python sandbox: bubblewrap unavailable ({reason.splitlines()[0]}); the model's code "
-        "runs with resource limits in a private directory but is NOT isolated from this machine's "
-        "filesystem. Install bubblewrap, or set isolation='none' to silence this warning.",
-        stacklevel=3,  # _warn_once <- resolve_isolation <- PythonSandbox.__init__ <- caller
-    )
-    _warn_if_root("none")
-    return "none"
+    # auto: never fall back silently to running the model's code unisolated (it could read
+    # the machine's files and see its processes); that mode must be named explicitly.
+    raise SandboxUnavailable(
+        f"the python sandbox needs bubblewrap, which does not work here ({reason.splitlines()[0]}); "
+        "install it (Debian/Ubuntu: apt-get install bubblewrap) or, to run the model's code without "
+        "isolation (resource limits only), set tools.isolation=none")
 
 
 def _warn_if_root(mode: str) -> None:
