@@ -55,9 +55,7 @@ def train_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in a run directory that already holds a run (its files are deleted)."),
 ):
     """Train with RL (GRPO family). Example: tirl train grpo train.steps=20 model.name=tiny-random"""
-    from tirl.train.checkpoint import CheckpointError
     from tirl.train.rl_trainer import RLTrainer
-    from tirl.train.run_dir import RunDirError
     from tirl.train.update import NonFiniteUpdate
 
     overrides = list(overrides or [])
@@ -79,10 +77,7 @@ def train_cmd(
     st = cfg.strategy
     per_task = {"arpo": f"{st.arpo.budget} (ARPO tree)", "elpo": f"{st.elpo.budget} (ELPO tree)"}.get(st.name, str(cfg.rollout.group_size))
     console.print(f"[bold]tirl train[/] {recipe or ''} -> {cfg.run_dir}  ({cfg.model.name}, {cfg.task.name}, {cfg.algo.advantage}/{cfg.algo.loss}, {cfg.train.steps} steps x {cfg.train.tasks_per_step} tasks x {per_task})")
-    try:
-        trainer = RLTrainer(cfg, resume=resume is not None, overwrite=overwrite)
-    except (RunDirError, CheckpointError) as e:
-        _fail(f"error: {e}")
+    trainer = RLTrainer(cfg, resume=resume is not None, overwrite=overwrite)  # a RunDirError/CheckpointError is one line (cli.main)
     for note in trainer.notes:
         console.print(f"[yellow]note:[/] {note}")
     if resume is not None:
