@@ -462,17 +462,21 @@ def test_workers_die_with_their_host(ending):
         sb.run_sync("1", session="b")
         print("ready", flush=True)
         if sys.argv[1] == "exit":
+            sys.stdin.readline()  # the test has listed our processes
             sys.exit(0)  # no close(): the atexit hook must clean up
         time.sleep(60)
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", host, ending], stdout=subprocess.PIPE, cwd=REPO, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", host, ending], stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=REPO, text=True)
     try:
         assert proc.stdout.readline().strip() == "ready"
         theirs = set(descendants(proc.pid))
         assert len(theirs) >= 4, _proc_table_of(theirs)
         if ending == "sigkill":
             proc.kill()
+        else:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
