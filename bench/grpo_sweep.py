@@ -61,15 +61,16 @@ def run_one(args, point: dict[str, str], seed: int) -> Path:
     if (run_dir / "eval.json").exists():
         print(f"[{name}] finished, reading it")
         return run_dir
-    cmd = [sys.executable, "-m", "tirl", "train", args.recipe]
     if (run_dir / "checkpoints").exists() and any((run_dir / "checkpoints").iterdir()):
-        cmd += ["--resume", str(run_dir)]
+        # The run directory holds its own config; resume takes nothing else.
+        cmd = [sys.executable, "-m", "tirl", "train", "--resume", str(run_dir)]
         print(f"[{name}] resuming")
-    overrides = [f"run.out_dir={args.out}", f"run.name={name}", f"train.seed={seed}"]
-    if args.start:
-        overrides += [f"model.name={args.start}", "train.sft_first=false"]
-    overrides += [f"{k}={v}" for k, v in point.items()] + list(args.set)
-    cmd += overrides
+    else:
+        cmd = [sys.executable, "-m", "tirl", "train", args.recipe]
+        cmd += [f"run.out_dir={args.out}", f"run.name={name}", f"train.seed={seed}"]
+        if args.start:
+            cmd += [f"model.name={args.start}", "train.sft_first=false"]
+        cmd += [f"{k}={v}" for k, v in point.items()] + list(args.set)
     print(f"[{name}] " + " ".join(cmd[3:]), flush=True)
     t0 = time.time()
     log = open(Path(args.out) / f"{name}.log", "a")

@@ -146,3 +146,25 @@ def test_missing_and_unsupported_files(tmp_path):
     (tmp_path / "junk.parquet").write_text("not parquet")
     with pytest.raises(TaskLoadError, match="cannot read as Parquet"):
         load_parquet(tmp_path / "junk.parquet")
+
+
+def test_encoding_and_empty_files(tmp_path):
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps({"id": "a", "prompt": "p", "answer": "2"}).encode() + b"\n")
+    assert [t.id for t in load_jsonl(bom)] == ["a"]  # a byte-order mark is not data
+    latin = tmp_path / "latin1.jsonl"
+    latin.write_bytes(b'{"id": "a", "prompt": "p", "answer": "2"}\n{"id": "b", "prompt": "caf\xe9", "answer": "2"}\n')
+    with pytest.raises(TaskLoadError, match=r"line 2: not UTF-8 \(byte 0xe9 at column 27\)"):
+        load_jsonl(latin)
+    assert [t.id for t in load_jsonl(latin, skip_bad=True)] == ["a"]
+    (tmp_path / "empty.jsonl").write_text("\n \n")
+    with pytest.raises(TaskLoadError, match="no tasks"):
+        load_jsonl(tmp_path / "empty.jsonl")
+    bad = _jsonl(tmp_path / "bad.jsonl", [{"prompt": "p"}])
+    with pytest.raises(TaskLoadError, match=r"no tasks \(all 1 rows are bad"):
+        load_jsonl(bad, skip_bad=True)
+    (tmp_path / "huge.jsonl").write_text('{"prompt": "p", "answer": ' + "9" * 5000 + "}\n")
+    with pytest.raises(TaskLoadError, match="line 1: unreadable JSON"):
+        load_jsonl(tmp_path / "huge.jsonl")
+    with pytest.raises(TaskLoadError, match="is a directory"):
+        load_jsonl(tmp_path)

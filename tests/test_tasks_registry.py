@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tirl.tasks import load_tasks
+from tirl.tasks.files import TaskLoadError
 
 
 def test_arith_via_registry():
@@ -16,7 +17,7 @@ def test_arith_via_registry():
     assert not {t.prompt for t in tasks} & {t.prompt for t in test}
     with pytest.raises(ValueError, match="pass n"):
         load_tasks("arith", n=None, seed=0)
-    with pytest.raises(TypeError, match="unknown option"):
+    with pytest.raises(TaskLoadError, match="unknown option"):
         load_tasks("arith", n=2, seed=0, level=3)
 
 

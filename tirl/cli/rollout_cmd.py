@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from tirl.cli.outputs import prepare_out
 from tirl.cli.progress import Counter, make_progress
 
 console = Console(stderr=True)
@@ -41,7 +42,7 @@ def rollout_cmd(
     max_tool_calls: int = typer.Option(4, min=0, help="Tool calls allowed per trajectory."),
     max_response_tokens: int = typer.Option(512, min=1, help="Token budget after the prompt."),
     temperature: float = typer.Option(1.0, min=0.0, help="Sampling temperature (0 = greedy)."),
-    top_p: float = typer.Option(1.0, help="Nucleus sampling threshold."),
+    top_p: float = typer.Option(1.0, min=0.0, max=1.0, help="Nucleus sampling threshold."),
     max_batch: int = typer.Option(64, min=1, help="Rows decoded together by the engine."),
     seed: int = typer.Option(0, help="Seed for task selection and sampling."),
     sandbox_workers: int = typer.Option(2, min=1, help="Python sandbox worker processes."),
@@ -57,6 +58,7 @@ def rollout_cmd(
     from tirl.tasks import load_tasks
     from tirl.tools import PythonSandbox, SandboxConfig
 
+    prepare_out(out)
     options = {"difficulty": difficulty} if difficulty is not None else {}
     tasks = load_tasks(task, n=n_tasks, seed=seed, split=split, **options)
     console.print(f"[bold]tirl rollout[/] {len(tasks)} tasks from {task!r} x {group_size} samples, model {model!r}")
@@ -72,7 +74,6 @@ def rollout_cmd(
         groups = asyncio.run(_rollout_job(engine, proto, tasks, cfg, progress))
     wall = time.perf_counter() - t0
     apply_rewards(list(zip(tasks, groups)), default_rewards(proto))
-    out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "trajectories.jsonl", (t for g in groups for t in g))
     summary = summarize(groups, wall, lm.tokenizer)
     (out / "summary.json").write_text(json.dumps({"model": model, "task": task, "rollout": cfg.model_dump(), **asdict(summary)}, indent=2))

@@ -18,6 +18,7 @@ from typing import Optional
 
 import typer
 
+from tirl.errors import UserError
 from tirl.types import Observation
 
 tool_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Run one tool call and print the observation.")
@@ -31,11 +32,24 @@ def _emit(obs: Observation) -> None:
         raise typer.Exit(1)
 
 
+def _read_source(file: Path) -> str:
+    if file.is_dir():
+        raise UserError(f"--file {file} is a directory; give a Python file")
+    try:
+        return file.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise UserError(f"--file {file}: no such file") from None
+    except UnicodeDecodeError as e:
+        raise UserError(f"--file {file}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); is it a binary file?") from None
+    except OSError as e:
+        raise UserError(f"--file {file}: cannot read it ({e.strerror or e})") from None
+
+
 @tool_app.command("python")
 def python_cmd(
     code: Optional[str] = typer.Option(None, "--code", "-c", help="Python source to run."),
     file: Optional[Path] = typer.Option(None, "--file", "-f", help="Run this file ('-' reads stdin)."),
-    timeout: float = typer.Option(10.0, "--timeout", min=0.001, help="Wall-clock limit in seconds."),
+    timeout: float = typer.Option(10.0, "--timeout", min=0.001, max=86400.0, help="Wall-clock limit in seconds."),
     isolation: str = typer.Option("auto", "--isolation", help="auto | bwrap | none"),
 ):
     """Run Python code in the sandbox (one fresh session)."""
@@ -44,7 +58,7 @@ def python_cmd(
     if (code is None) == (file is None):
         raise typer.BadParameter("give exactly one of --code or --file")
     if file is not None:
-        source = sys.stdin.read() if str(file) == "-" else file.read_text()
+        source = sys.stdin.read() if str(file) == "-" else _read_source(file)
     else:
         source = code or ""
     if isolation not in ("auto", "bwrap", "none"):

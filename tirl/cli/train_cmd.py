@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tirl.cli.outputs import prepare_out
 from tirl.cli.progress import Counter, make_progress
 from tirl.config import ConfigError, load_config, resume_config
 
@@ -137,8 +138,13 @@ def sft_cmd(
         cfg = load_config(None, list(overrides or []))
     except ConfigError as e:
         _fail(str(e))
-    policy = Policy(cfg)
     s = cfg.sft
+    prepare_out(out)
+    if s.source != "arith-reference":  # read (and check) the data before the model loads
+        trajs = file_trajectories(s.source, s.all_trajectories)[: s.n_examples]
+        if not trajs:
+            _fail(f"error: {s.source} has no trajectories to train on" + ("" if s.all_trajectories else " (only correct ones are kept; sft.all_trajectories=true keeps all)"))
+    policy = Policy(cfg)
     if s.source == "arith-reference":
         tools = C.build_tools(cfg)
         from tirl.protocol import make_protocol
@@ -153,8 +159,6 @@ def sft_cmd(
                     await t.aclose()
 
         trajs = asyncio.run(go())
-    else:
-        trajs = file_trajectories(s.source, s.all_trajectories)[: s.n_examples]
     console.print(f"SFT on {len(trajs)} trajectories from {s.source}")
     with make_progress(console) as progress:
         bar = progress.add_task("SFT", total=((len(trajs) + s.batch_size - 1) // s.batch_size) * s.epochs)
@@ -162,7 +166,6 @@ def sft_cmd(
                 on_step=lambda st: progress.update(bar, advance=1, description=f"SFT loss {st.loss:.3f}"), attention=cfg.optim.attention,
                 micro_batch_tokens=cfg.optim.micro_batch_tokens)
     model = policy.model.merge_and_unload() if cfg.model.lora.enabled else policy.model
-    out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     policy.tokenizer.save_pretrained(out)
     console.print(f"saved the fine-tuned model to {out} (use it with model.name={out})")
@@ -176,7 +179,7 @@ def eval_cmd(
     n_tasks: int = typer.Option(64, min=1, help="Held-out tasks."),
     split: str = typer.Option("test", help="Task split."),
     difficulty: Optional[int] = typer.Option(None, help="arith difficulty (1-5)."),
-    temperature: float = typer.Option(1.0, help="Sampling temperature."),
+    temperature: float = typer.Option(1.0, min=0.0, help="Sampling temperature (0 = greedy)."),
     max_response_tokens: int = typer.Option(384, help="Token budget after the prompt."),
     protocol: str = typer.Option("tag", help="tag or hermes."),
     out: Optional[Path] = typer.Option(None, help="Write eval.json and trajectories here."),
@@ -200,10 +203,12 @@ def eval_cmd(
         cfg = load_config(None, ov + list(overrides or []))
     except ConfigError as e:
         _fail(str(e))
+    if out is not None:
+        prepare_out(out)
+    tasks = C.tasks(cfg, split, n_tasks)  # bad task input fails before the model loads
     policy = Policy(cfg)
     policy.model.eval()
     rt = C.build_runtime(cfg, policy.model, policy.tokenizer, seed=cfg.train.seed)
-    tasks = C.tasks(cfg, split, n_tasks)
     ks = [k for k in (1, 4, 8, 16) if k <= n]
 
     chat_judge = None
@@ -225,7 +230,6 @@ def eval_cmd(
         report = asyncio.run(go(progress))
     Console().print(_report_table(f"{model} on {task} ({len(tasks)} tasks x {n})", {"eval": report}))
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
         (out / "eval.json").write_text(json.dumps(report.to_dict(), indent=2))
         write_jsonl(out / "trajectories.jsonl", (t for g in report.groups for t in g))
         console.print(f"wrote {out / 'eval.json'}")

@@ -13,6 +13,7 @@ Anything else goes through the real ``from_pretrained`` path (a local directory 
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import os
 import shutil
@@ -154,6 +155,11 @@ def load_model(name: str, dtype: str = "float32") -> LoadedModel:
     local = Path(path)
     if name not in ALIASES and path.startswith((".", "/", "~")) and not local.exists():
         raise ModelLoadError(f"model {name!r}: no such directory (aliases: {', '.join(ALIASES)})")
+    if name not in ALIASES and not local.exists() and "/" not in name:
+        # Neither a directory nor an alias nor an org/name hub id: most likely a typo of an alias.
+        close = difflib.get_close_matches(name, ALIASES, n=1, cutoff=0.6)
+        if close:
+            raise ModelLoadError(f"model {name!r}: not an alias or a directory; did you mean {close[0]!r}? (aliases: {', '.join(ALIASES)})")
     if local.is_dir() and not (local / "config.json").exists():
         raise ModelLoadError(f"model {name!r}: directory {local} has no config.json (not a transformers model directory)")
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}.get(dtype)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from tirl.errors import UserError
 from tirl.types import Observation, Origin, Segment, Step, StopReason, ToolCall, Trajectory
 
 
@@ -74,12 +75,21 @@ def write_jsonl(path: str | Path, trajs: Iterable[Trajectory]) -> int:
     return n
 
 
+class TrajectoryFileError(UserError, ValueError):
+    """A trajectory file is missing or holds something that is not a tirl trajectory."""
+
+
 def read_jsonl(path: str | Path) -> Iterator[Trajectory]:
-    with open(path) as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
+    p = Path(path)
+    if not p.is_file():
+        raise TrajectoryFileError(f"trajectory file {p} " + ("is a directory" if p.is_dir() else "not found"))
+    with open(p, "rb") as f:
+        for i, raw in enumerate(f, 1):
             try:
+                line = raw.decode("utf-8")
+                if not line.strip():
+                    continue
                 yield trajectory_from_json(json.loads(line))
-            except (json.JSONDecodeError, KeyError, ValueError, TypeError) as e:
-                raise ValueError(f"{path}:{i}: not a tirl trajectory ({type(e).__name__}: {e})") from e
+            except (ValueError, KeyError, TypeError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+                msg = " ".join(str(e).split())[:200]
+                raise TrajectoryFileError(f"{p}, line {i}: not a tirl trajectory ({type(e).__name__}: {msg})") from e

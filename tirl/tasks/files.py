@@ -34,6 +34,10 @@ class TaskLoadError(UserError, ValueError):
     """A task file or one of its rows cannot be turned into a Task."""
 
 
+class TaskFileNotFound(TaskLoadError, FileNotFoundError):
+    """The task file does not exist."""
+
+
 @dataclass(frozen=True)
 class FieldMap:
     """Which record fields hold what."""
@@ -140,16 +144,20 @@ def _collect(
             continue
         first_seen[task.id] = pos
         tasks.append(task)
+    shown = "; ".join(errors[:_MAX_REPORTED]) + ("; ..." if len(errors) > _MAX_REPORTED else "")
+    if not tasks:  # an empty task list would "evaluate" to accuracy 0 on nothing
+        raise TaskLoadError(f"{path}: no tasks" + (f" (all {len(errors)} rows are bad: {shown})" if errors else " (the file has no rows)"))
     if errors:
-        shown = "; ".join(errors[:_MAX_REPORTED]) + ("; ..." if len(errors) > _MAX_REPORTED else "")
         warnings.warn(f"skipped {len(errors)} bad rows of {path} (kept {len(tasks)}): {shown}", stacklevel=3)
     return tasks
 
 
 def _check_file(path: str | Path) -> Path:
     p = Path(path)
+    if p.is_dir():
+        raise TaskLoadError(f"task file {p} is a directory; give a .jsonl or .parquet file")
     if not p.is_file():
-        raise FileNotFoundError(f"task file not found: {p}")
+        raise TaskFileNotFound(f"task file not found: {p}")
     return p
 
 
@@ -174,14 +182,24 @@ def load_jsonl(
     fields = _fieldmap(id_field, prompt_field, answer_field, meta_fields, verifier)
 
     def rows() -> Iterator[tuple[str, Any]]:
-        with p.open("r", encoding="utf-8") as f:
-            for line_no, line in enumerate(f, start=1):
+        with p.open("rb") as f:
+            for line_no, raw in enumerate(f, start=1):
+                pos = f"line {line_no}"
+                try:
+                    # utf-8-sig: a byte-order mark (some editors write one) is not part of the data
+                    line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
+                except UnicodeDecodeError as e:
+                    yield pos, TaskLoadError(f"{_where(p, pos)}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); save the file as UTF-8")
+                    continue
                 if not line.strip():
                     continue
                 try:
-                    yield f"line {line_no}", json.loads(line)
+                    yield pos, json.loads(line)
                 except json.JSONDecodeError as e:
-                    yield f"line {line_no}", TaskLoadError(f"{_where(p, f'line {line_no}')}: invalid JSON ({e.msg})")
+                    yield pos, TaskLoadError(f"{_where(p, pos)}: invalid JSON ({e.msg})")
+                except (ValueError, RecursionError) as e:  # an integer of > 4300 digits; nesting deeper than Python's stack
+                    what = "nested too deeply" if isinstance(e, RecursionError) else " ".join(str(e).split())[:120]
+                    yield pos, TaskLoadError(f"{_where(p, pos)}: unreadable JSON ({what})")
 
     return _collect(rows(), p, fields, skip_bad)
 

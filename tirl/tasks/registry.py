@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from tirl.tasks.arith import generate_arith
 from tirl.tasks.champ import load_champ
-from tirl.tasks.files import LOADERS, load_file
+from tirl.tasks.files import LOADERS, TaskLoadError, load_file
 from tirl.types import Task
 
 
@@ -56,10 +56,15 @@ SOURCES: dict[str, Callable[..., list[Task]]] = {"arith": _arith, "champ": _cham
 def load_tasks(name: str, n: int | None = None, seed: int = 0, split: str = "train", **options: Any) -> list[Task]:
     """Tasks from a named source or a task file."""
     if name in SOURCES:
-        return SOURCES[name](n, seed, split, **options)
+        try:
+            return SOURCES[name](n, seed, split, **options)
+        except (ValueError, TypeError) as e:  # the sources' argument checks: split, difficulty, options
+            if isinstance(e, TaskLoadError):
+                raise
+            raise TaskLoadError(f"task {name!r}: {e}") from e
     if Path(name).suffix.lower() in LOADERS:
         return _subset(load_file(name, **options), n, seed)
-    raise ValueError(
+    raise TaskLoadError(
         f"unknown task source {name!r}; choose one of {', '.join(sorted(SOURCES))}, "
         f"or a path to a {' or '.join(LOADERS)} file"
     )

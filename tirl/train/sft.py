@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 
 from tirl.config import SFTConfig
+from tirl.errors import UserError
 from tirl.protocol.base import Protocol
 from tirl.rollout import read_jsonl, script_trajectory
 from tirl.rollout.masks import SFT_ORIGINS, loss_mask
@@ -71,7 +72,7 @@ def run_sft(model, trajs: list[Trajectory], cfg: SFTConfig, pad_id: int, micro_b
     ``attention``: the kernel of the training passes (``tirl.models.attention``); a forward runs
     at most ``micro_batch_size`` rows and ``micro_batch_tokens`` padded tokens."""
     if not trajs:
-        raise ValueError("no SFT trajectories (check the source and its filters)")
+        raise UserError("no SFT trajectories (check sft.source and its filter: sft.all_trajectories=false keeps only correct ones)")
     with training_attention(model, attention):
         return _run_sft(model, trajs, cfg, pad_id, micro_batch_size, micro_batch_tokens, bf16, seed, on_step)
 
