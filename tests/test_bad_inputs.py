@@ -40,6 +40,7 @@ def inputs(tmp_path_factory) -> Path:
     (d / "huge_int.jsonl").write_text('{"id": "a", "prompt": "p", "answer": ' + "9" * 5000 + "}\n")
     (d / "deep.jsonl").write_text('{"id": "a", "prompt": "p", "answer": "2", "meta": ' + "[" * 100000 + "]" * 100000 + "}\n")
     (d / "empty.jsonl").write_text("")
+    _jsonl(d / "too_long.jsonl", [{**GOOD, "prompt": "word " * 9000}])
     (d / "blank_lines.jsonl").write_text("\n\n  \n")
     try:
         import pyarrow as pa
@@ -79,12 +80,17 @@ def _cases(d: Path) -> list[tuple[str, list[str], str]]:
         ("eval-out-file", ev + ["--out", str(d / "a_file")], "a_file"),
         ("rollout-out-file", ["rollout", "--model", "tiny-random", "--n-tasks", "1", "--out", str(d / "a_file")], "a_file"),
         ("rollout-out-under-file", ["rollout", "--model", "tiny-random", "--n-tasks", "1", "--out", str(d / "a_file" / "x")], "cannot write"),
+        ("eval-response-over-context", ev[:-1] + ["9000"], "leaves no room"),
+        ("eval-prompts-over-context", ev + ["--task", str(d / "too_long.jsonl")], "none is left"),
         ("eval-task-source", ev + ["--task", "gsm8k"], "unknown task source"),
         ("eval-task-dir", ev + ["--task", str(d / "not_a_model") + ".jsonl"], "not found"),
         ("sft-source-not-trajectories", ["sft", "model.name=tiny-random", f"sft.source={d / 'bad_line.jsonl'}"], "not a tirl trajectory"),
         ("sft-source-binary", ["sft", "model.name=tiny-random", f"sft.source={d / 'binary.py'}"], "not a tirl trajectory"),
         ("rollout-top-p", ["rollout", "--model", "tiny-random", "--n-tasks", "1", "--top-p", "1.5"], "top"),
         ("sft-out-file", ["sft", "model.name=tiny-random", "sft.n_examples=2", "--out", str(d / "a_file")], "a_file"),
+        ("repair-out-file", ["repair", "model.name=tiny-random", "--n-tasks", "1", "--out", str(d / "a_file")], "a_file"),
+        ("flywheel-out-file", ["flywheel", "model.name=tiny-random", "--n-tasks", "1", "--out", str(d / "a_file")], "a_file"),
+        ("repair-task-file", ["repair", "model.name=tiny-random", f"task.name={d / 'latin1.jsonl'}", "repair.repairer=policy"], "UTF-8"),
         ("sft-missing-source", ["sft", "model.name=tiny-random", f"sft.source={d / 'nope.jsonl'}"], "nope.jsonl"),
         ("tool-file-missing", ["tool", "python", "--file", str(d / "nope.py")], "nope.py"),
         ("tool-file-dir", ["tool", "python", "--file", str(d)], "directory"),
@@ -94,6 +100,7 @@ def _cases(d: Path) -> list[tuple[str, list[str], str]]:
         ("train-run-name", ["train", "grpo", "run.name=../../x"], "run.name"),
         ("train-unknown-field", ["train", "grpo", "optim.lrr=1"], "optim.lrr"),
         ("train-unknown-recipe", ["train", "grpoo"], "grpoo"),
+        ("train-prompts-over-context", ["train", "grpo", "model.name=tiny-random", f"task.name={d / 'too_long.jsonl'}", f"run.out_dir={d / 'runs'}", "run.name=long"], "none is left"),
         ("train-empty-tasks", ["train", "grpo", "model.name=tiny-random", f"task.name={d / 'empty.jsonl'}", f"run.out_dir={d / 'runs'}"], "no tasks"),
     ]
     return cases

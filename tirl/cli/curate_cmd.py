@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 from rich.console import Console
 
+from tirl.cli.outputs import prepare_out
 from tirl.config import ConfigError, load_config
 
 console = Console(stderr=True)
@@ -17,6 +18,13 @@ console = Console(stderr=True)
 def _fail(msg: str) -> None:
     typer.echo(msg, err=True)
     raise typer.Exit(2)
+
+
+def _fitting(fit) -> list:
+    tasks = fit.require("training tasks")
+    if fit.note():
+        console.print(f"[yellow]note:[/] {fit.note('training tasks')}")
+    return tasks
 
 
 def _config(overrides):
@@ -46,14 +54,16 @@ def repair_cmd(
     cfg = _config(overrides)
     if cfg.repair.repairer == "arith-reference" and cfg.task.name != "arith":
         _fail(f"repair.repairer=arith-reference repairs arith tasks only (task.name is {cfg.task.name!r}); use a model or a JSONL of trajectories")
+    prepare_out(out)
+    tasks = C.tasks(cfg, "train", n_tasks)  # bad task input fails before the model loads
     policy = Policy(cfg)
     policy.model.eval()
     rt = C.build_runtime(cfg, policy.model, policy.tokenizer, seed=cfg.train.seed)
+    tasks = _fitting(C.fit(rt, tasks))
     try:
         repairer = make_repairer(cfg.repair.repairer, rt.engine, seed=cfg.train.seed, endpoints=cfg.endpoint)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
-    tasks = C.tasks(cfg, "train", n_tasks)
     console.print(f"[bold]tirl repair[/] {len(tasks)} tasks x {cfg.rollout.group_size} samples, repairer {cfg.repair.repairer or 'the policy'} -> {out}")
 
     async def go():
@@ -67,7 +77,6 @@ def repair_cmd(
             await rt.aclose()
 
     groups, res = asyncio.run(go())
-    out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "rollouts.jsonl", (t for g in groups for t in g))
     write_jsonl(out / "sft.jsonl", res.sft)
     write_pairs(out / "pairs.jsonl", res.pairs)
@@ -100,14 +109,16 @@ def flywheel_cmd(
     from tirl.train.policy import Policy
 
     cfg = _config(overrides)
+    prepare_out(out)
+    tasks = C.tasks(cfg, "train", n_tasks)
     policy = Policy(cfg)
     policy.model.eval()
     rt = C.build_runtime(cfg, policy.model, policy.tokenizer, seed=cfg.train.seed)
+    tasks = _fitting(C.fit(rt, tasks))
     try:
         judge = ChatModel(make_engine(cfg.flywheel.judge, rt.engine, seed=cfg.train.seed, endpoints=cfg.endpoint), SamplingParams(temperature=0.0, max_new_tokens=cfg.flywheel.judge_max_tokens))
     except ValueError as e:
         _fail(str(e))
-    tasks = C.tasks(cfg, "train", n_tasks)
     console.print(f"[bold]tirl flywheel[/] {len(tasks)} tasks, {cfg.flywheel.rounds} rounds, judge {cfg.flywheel.judge or 'the policy'} -> {out}")
 
     async def go():

@@ -7,7 +7,7 @@ import json
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 from rich.console import Console
@@ -20,11 +20,20 @@ from tirl.cli.progress import Counter, make_progress
 console = Console(stderr=True)
 
 
-async def _rollout_job(engine, protocol, tasks, cfg, progress: Progress):
+async def _rollout_job(engine, protocol, tasks, cfg, progress: Progress, on_group: Callable[[int, list], None]) -> list[list]:
+    """One task's group at a time is handed to ``on_group`` as soon as it finishes (the engine
+    batches across all of them), so an interrupted run keeps what it finished."""
     from tirl.rollout import rollout
 
+    counter = Counter(progress, "rollouts", len(tasks) * cfg.group_size)
+
+    async def one(i: int, task) -> list:
+        (group,) = await rollout(engine, protocol, [task], cfg, on_finished=counter)
+        on_group(i, group)
+        return group
+
     try:
-        return await rollout(engine, protocol, tasks, cfg, on_finished=Counter(progress, "rollouts", len(tasks) * cfg.group_size))
+        return list(await asyncio.gather(*(one(i, t) for i, t in enumerate(tasks))))
     finally:
         for t in protocol.tools.values():
             await t.aclose()
@@ -55,6 +64,8 @@ def rollout_cmd(
     from tirl.rewards.compose import apply_rewards
     from tirl.rewards.presets import default_rewards
     from tirl.rollout import RolloutConfig, summarize, write_jsonl
+    from tirl.rollout.fit import fit_tasks
+    from tirl.rollout.io import trajectory_to_json
     from tirl.tasks import load_tasks
     from tirl.tools import PythonSandbox, SandboxConfig
 
@@ -69,12 +80,30 @@ def rollout_cmd(
     proto = make_protocol(protocol, [sandbox], lm.tokenizer)
     engine = HFEngine(lm.model, lm.tokenizer, HFEngineConfig(max_batch=max_batch, seed=seed))
     cfg = RolloutConfig(group_size=group_size, max_tool_calls=max_tool_calls, max_response_tokens=max_response_tokens, max_turn_tokens=max_response_tokens, temperature=temperature, top_p=top_p)
+    fit = fit_tasks(tasks, proto, lm.tokenizer, engine.max_context)
+    tasks = fit.require()
+    if fit.note():
+        console.print(f"[yellow]note:[/] {fit.note()}")
+    specs = default_rewards(proto)
+    partial = out / "trajectories.partial.jsonl"  # finished groups, in the order they finished
     t0 = time.perf_counter()
-    with make_progress(console) as progress:
-        groups = asyncio.run(_rollout_job(engine, proto, tasks, cfg, progress))
+    with open(partial, "w") as pf:
+
+        def on_group(i: int, group: list) -> None:
+            apply_rewards([(tasks[i], group)], specs)
+            pf.writelines(json.dumps(trajectory_to_json(tr)) + "\n" for tr in group)
+            pf.flush()
+
+        try:
+            with make_progress(console) as progress:
+                groups = asyncio.run(_rollout_job(engine, proto, tasks, cfg, progress, on_group))
+        except KeyboardInterrupt:
+            pf.flush()
+            console.print(f"interrupted: the finished trajectories are in {partial}")
+            raise typer.Exit(130) from None
     wall = time.perf_counter() - t0
-    apply_rewards(list(zip(tasks, groups)), default_rewards(proto))
     write_jsonl(out / "trajectories.jsonl", (t for g in groups for t in g))
+    partial.unlink()
     summary = summarize(groups, wall, lm.tokenizer)
     (out / "summary.json").write_text(json.dumps({"model": model, "task": task, "rollout": cfg.model_dump(), **asdict(summary)}, indent=2))
     table = Table(title=f"rollout summary: {model} on {task}")

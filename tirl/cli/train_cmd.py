@@ -209,6 +209,10 @@ def eval_cmd(
     policy = Policy(cfg)
     policy.model.eval()
     rt = C.build_runtime(cfg, policy.model, policy.tokenizer, seed=cfg.train.seed)
+    fit = C.fit(rt, tasks)
+    tasks = fit.require("held-out tasks")
+    if fit.note():
+        console.print(f"[yellow]note:[/] {fit.note('held-out tasks')}")
     ks = [k for k in (1, 4, 8, 16) if k <= n]
 
     chat_judge = None

@@ -65,5 +65,8 @@ class Completion:
 
 class Engine(Protocol):
     tokenizer: object
+    max_context: int | None
+    """Tokens the model attends to (prompt + continuation); None when the engine cannot tell
+    (a remote server). The agent loop stops a trajectory that fills it."""
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]: ...

@@ -24,6 +24,7 @@ class HFGenerateEngine:
         self.bf16 = resolve_bf16(bf16)  # auto: bf16 autocast where the CPU has native bf16 matmuls
         self.model = model
         self.tokenizer = tokenizer
+        self.max_context = int(getattr(model.config, "max_position_embeddings", 2048))
         self.max_batch = max_batch
         self.generator = torch.Generator().manual_seed(seed)  # generate() draws from the global RNG
         self.seed = seed

@@ -172,6 +172,7 @@ class OpenAIEngine:
     def __init__(self, config: OpenAIEngineConfig | None = None, tokenizer: Any = None, *, transport: httpx.AsyncBaseTransport | None = None):
         self.config = config or OpenAIEngineConfig()
         self.tokenizer = tokenizer
+        self.max_context: int | None = None  # the server knows its context; it answers an over-long request with an error
         self.stats = OpenAIEngineStats()
         self._transport = transport
         self._base = self.config.base_url.rstrip("/")

@@ -4,7 +4,8 @@ Every trajectory is built from token ids only: the engine's sampled ids become a
 segment, the observation text (rendered by the protocol, tokenised by us) a TOOL segment.
 The ids the model saw are exactly prompt + segments (DESIGN.md invariant 2). Tool calls of all
 trajectories waiting on a tool run concurrently. A trajectory stops on a closed answer, EOS,
-the tool-call cap (ALGORITHMS.md §1: at the cap the trajectory stops), or the token budget.
+the tool-call cap (ALGORITHMS.md §1: at the cap the trajectory stops), the token budget, or the
+model's context (``engine.max_context``: the conversation fills it; stop reason LENGTH).
 
 The loop works on ``LoopState``s, one per trajectory in flight, and is exposed in pieces so
 rollout strategies (flat groups, ARPO branching, ELPO binary search) share it:
@@ -178,6 +179,17 @@ async def continue_states(protocol: Protocol, tokenizer, prefixes: Sequence[Traj
     return states
 
 
+def _context_full(st: LoopState, engine: Engine) -> bool:
+    """The conversation fills the model's context (``engine.max_context``; None: unknown): the
+    trajectory stops with stop reason LENGTH instead of asking the engine for what cannot fit."""
+    ctx = getattr(engine, "max_context", None)
+    if ctx is None or len(st.traj.prompt_token_ids) + len(st.traj.completion_ids) < ctx:
+        return False
+    st.traj.metrics["context_full"] = 1.0
+    _finish(st, StopReason.LENGTH)
+    return True
+
+
 def _turn_request(st: LoopState, cfg: RolloutConfig, stops: tuple[str, ...]) -> GenerationRequest:
     left = cfg.max_response_tokens - len(st.traj.completion_ids)
     sp = SamplingParams(cfg.temperature, cfg.top_p, cfg.top_k, max(1, min(cfg.max_turn_tokens, left)), stops)
@@ -232,6 +244,10 @@ async def advance(engine: Engine, protocol: Protocol, states: Sequence[LoopState
     active = [s for s in states if not s.done]
     if not active:
         return 0
+    n_full = sum(_context_full(s, engine) for s in active)
+    active = [s for s in active if not s.done]
+    if not active:
+        return n_full
     stops = protocol.stop_strings()
     comps = engine.generate([_turn_request(st, cfg, stops) for st in active])
     waiting = []
@@ -247,7 +263,7 @@ async def advance(engine: Engine, protocol: Protocol, states: Sequence[LoopState
             _take_observation(st, call, obs, protocol, tok, cfg)
         except Exception as e:  # noqa: BLE001
             _fail(st, "appending the tool's observation", e)
-    return sum(1 for s in active if s.done)
+    return n_full + sum(1 for s in active if s.done)
 
 
 async def drive(engine: Engine, protocol: Protocol, st: LoopState, cfg: RolloutConfig, on_finished: Callable[[int], None] | None = None) -> None:
@@ -255,7 +271,7 @@ async def drive(engine: Engine, protocol: Protocol, st: LoopState, cfg: RolloutC
     while the other trajectories keep decoding, and its next turn joins the batch at once."""
     tok = engine.tokenizer
     stops = protocol.stop_strings()
-    while not st.done:
+    while not st.done and not _context_full(st, engine):
         try:
             c = await engine.agenerate(_turn_request(st, cfg, stops))
             call = _take_turn(st, c, protocol, tok, cfg)

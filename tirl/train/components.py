@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tirl.config import Config
+from tirl.config import Config, ConfigError
 from tirl.engine import HFEngine
 from tirl.engine.factory import build_engine
 from tirl.protocol import Protocol, make_protocol
@@ -13,6 +13,7 @@ from tirl.rewards.base import RewardSpec
 from tirl.rewards.presets import config_rewards
 from tirl.rewards.schedule import Progress
 from tirl.rollout import RolloutConfig
+from tirl.rollout.fit import Fit, fit_tasks
 from tirl.tasks import load_tasks
 from tirl.tools import make_tool
 from tirl.tools.base import Tool
@@ -63,7 +64,16 @@ class Runtime:
 
 
 def build_runtime(cfg: Config, model, tokenizer, seed: int) -> Runtime:
+    engine = build_engine(cfg.engine.model_copy(update={"seed": seed}), model, tokenizer)
+    ctx = getattr(engine, "max_context", None)
+    if ctx is not None and cfg.rollout.max_response_tokens >= ctx:
+        raise ConfigError(f"config error: rollout.max_response_tokens={cfg.rollout.max_response_tokens} leaves no room for a prompt "
+                          f"in the model's context of {ctx} tokens; set it below {ctx}")
     tools = build_tools(cfg)
     protocol = make_protocol(cfg.tools.protocol, tools, tokenizer)
-    engine = build_engine(cfg.engine.model_copy(update={"seed": seed}), model, tokenizer)
     return Runtime(tools=tools, protocol=protocol, engine=engine)
+
+
+def fit(rt: Runtime, tasks: list[Task]) -> Fit:
+    """The tasks whose prompt fits the engine's context (``Fit.note()`` says what was skipped)."""
+    return fit_tasks(tasks, rt.protocol, rt.engine.tokenizer, getattr(rt.engine, "max_context", None))

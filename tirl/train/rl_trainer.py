@@ -24,6 +24,7 @@ from tirl.config import Config, save_config
 from tirl.eval.runner import EvalReport, evaluate_async
 from tirl.rewards.compose import apply_rewards
 from tirl.rewards.schedule import Progress
+from tirl.rollout.fit import NoTaskFits
 from tirl.rollout.tree import RolloutTree, tree_metrics
 from tirl.train import components as C
 from tirl.train.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
@@ -70,14 +71,21 @@ class RLTrainer:
         self.strategy = make_strategy(cfg)  # flat groups, ARPO or ELPO trees, E3-TIR (strategy.name)
         if callable(getattr(self.strategy, "bind", None)):
             self.strategy.bind(self)  # E3-TIR reads the live step, the policy model and the cost totals
-        self.stream = TaskStream(C.tasks(cfg, "train", cfg.task.n_train), seed=cfg.train.seed)
-        self.eval_tasks = C.tasks(cfg, cfg.task.eval_split, cfg.task.n_eval)
+        train_fit = C.fit(self.rt, C.tasks(cfg, "train", cfg.task.n_train))
+        eval_fit = C.fit(self.rt, C.tasks(cfg, cfg.task.eval_split, cfg.task.n_eval))
+        try:
+            self.stream = TaskStream(train_fit.require("training tasks"), seed=cfg.train.seed)
+            self.eval_tasks = eval_fit.require("held-out tasks")
+        except NoTaskFits:
+            self.lock.release()
+            raise
         o = cfg.optim
         self.optimizer = make_optimizer(self.policy.trainable_parameters(), o.lr, o.weight_decay, o.betas)
         self.scheduler = make_scheduler(self.optimizer, o.schedule, o.warmup_steps, cfg.train.steps)
         self.log = RunLog(self.run_dir)
         self.step = 0
-        self.notes: list[str] = []  # one-line notices for the user (a damaged checkpoint skipped...)
+        self.notes: list[str] = [n for n in (train_fit.note("training tasks"), eval_fit.note("held-out tasks")) if n]
+        # ^ one-line notices for the user (tasks over the context, a damaged checkpoint skipped...)
         self.totals = Counter()  # cost accounting across the run (rollouts, tokens trained, wall time)
         if resume:
             self._resume()

@@ -97,6 +97,14 @@ class WorkerProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def terminate_now(self) -> None:
+        """SIGKILL its process group at once (the pool is closing while a cell still runs);
+        the slot's thread then sees the pipe close and reaps it with ``kill``."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+
     def kill(self) -> None:
         """Close its stdin (it then ends its sessions and exits), SIGKILL its process group
         if it lingers, reap it, delete its directory."""
@@ -140,6 +148,7 @@ class WorkerSlot:
         self._proc: WorkerProcess | None = None
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed = False
+        self._busy: WorkerProcess | None = None  # the worker while it runs a request
         self._submit_lock = threading.Lock()
         self.last_start_error: str | None = None
         self._thread = threading.Thread(target=self._loop, name=f"tirl-sandbox-worker-{index}", daemon=True)
@@ -155,10 +164,15 @@ class WorkerSlot:
         return future
 
     def close(self, timeout_s: float = 10.0) -> None:
+        """Stop after the queued requests; a cell still running when the pool closes is not
+        waited for (Ctrl-C on a long cell exits at once): its worker is killed."""
         with self._submit_lock:
             if not self._closed:
                 self._closed = True
                 self._queue.put(None)
+            proc = self._busy
+        if proc is not None:
+            proc.terminate_now()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout_s)
 
@@ -211,18 +225,28 @@ class WorkerSlot:
         if message.get("op") == "close" and (self._proc is None or not self._proc.alive()):
             return {"ok": True, "generation": self.generation}  # its state died with the worker
         problem = ""
-        for _attempt in range(2 if retry else 1):
+        for attempt in range(2 if retry else 1):
+            if attempt and self._closed:
+                problem = "the sandbox closed while the cell ran"
+                break
             try:
                 proc = self._start()
             except WorkerStartError as exc:
                 problem = str(exc)
                 continue
             try:
+                with self._submit_lock:
+                    self._busy = proc
+                if self._closed and message.get("op") != "close":
+                    raise wire.Closed("the sandbox is closing")
                 reply = proc.request(message, timeout_s + _REPLY_SLACK_S)
             except (wire.Closed, wire.Timeout, OSError, ValueError) as exc:
                 problem = f"the sandbox worker died ({type(exc).__name__}: {exc}) {proc.stderr_tail(500)}".strip()
                 self._stop()
                 continue
+            finally:
+                with self._submit_lock:
+                    self._busy = None
             reply["generation"] = self.generation
             return reply
         return {

@@ -1,0 +1,60 @@
+"""Ctrl-C (SIGINT) on the commands a user runs by hand: they stop promptly with exit code 130,
+print no traceback, and keep the work they finished."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(180)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _interrupt(argv: list[str], ready: str, tmp_path: Path, delay: float = 0.0) -> tuple[int, str, float]:
+    """Start ``tirl ARGV``, send SIGINT once ``ready`` appears in its output (and ``delay`` seconds
+    more); (exit code, output, seconds to exit)."""
+    log = tmp_path / "out.log"
+    with open(log, "w") as f:
+        p = subprocess.Popen([sys.executable, "-m", "tirl", *argv], stdout=f, stderr=subprocess.STDOUT, cwd=tmp_path,
+                             env={**os.environ, "PYTHONPATH": str(REPO)})
+    deadline = time.time() + 120
+    while ready not in log.read_text() and p.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(delay)
+    assert p.poll() is None, f"finished before the interrupt: {log.read_text()[-500:]}"
+    t0 = time.time()
+    p.send_signal(signal.SIGINT)
+    rc = p.wait(timeout=60)
+    return rc, log.read_text(), time.time() - t0
+
+
+def test_rollout_keeps_the_finished_groups(tmp_path):
+    out = tmp_path / "ro"
+    rc, text, _ = _interrupt(["rollout", "--model", "tiny-random", "--n-tasks", "300", "--group-size", "2",
+                              "--max-response-tokens", "64", "--out", str(out)], "(50%)", tmp_path)
+    assert rc == 130 and "Traceback" not in text and "interrupted: the finished trajectories are in" in text
+    lines = (out / "trajectories.partial.jsonl").read_text().splitlines()
+    assert 0 < len(lines) < 600 and len(lines) % 2 == 0  # whole groups of 2
+    assert all(json.loads(line)["stop_reason"] for line in lines)  # finished, scored trajectories
+    assert not (out / "trajectories.jsonl").exists()
+
+
+def test_tool_python_stops_a_running_cell_at_once(tmp_path):
+    rc, text, seconds = _interrupt(["tool", "python", "--isolation", "none", "--code",
+                                    "import time; time.sleep(60)"], "", tmp_path, delay=10.0)
+    assert rc == 130 and "Traceback" not in text
+    assert seconds < 5, f"took {seconds:.1f} s to stop"
+
+
+def test_eval_stops_without_stray_task_errors(tmp_path):
+    rc, text, _ = _interrupt(["eval", "--model", "tiny-random", "--n-tasks", "200", "--n", "2", "--max-response-tokens", "64"],
+                             "(10%)", tmp_path)
+    assert rc == 130 and "Traceback" not in text and "exception was never retrieved" not in text
