@@ -69,6 +69,8 @@ class ToolsConfig(_Section):
     sandbox_workers: int = Field(2, ge=1)
     timeout_s: float = Field(10.0, gt=0)
     isolation: Literal["auto", "bwrap", "none"] = "auto"
+    sandbox_worker_memory_mb: int = Field(4096, ge=0)
+    """Memory cap of one sandbox worker with all its sessions (a memory cgroup); 0: none."""
 
 
 class EfficiencyRewardConfig(_Section):

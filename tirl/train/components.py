@@ -24,7 +24,8 @@ def build_tools(cfg: Config) -> list[Tool]:
     t = cfg.tools
     tools: list[Tool] = []
     if t.python:
-        tools.append(make_tool("python", workers=t.sandbox_workers, timeout_s=t.timeout_s, isolation=t.isolation))
+        tools.append(make_tool("python", workers=t.sandbox_workers, timeout_s=t.timeout_s, isolation=t.isolation,
+                               worker_memory_mb=t.sandbox_worker_memory_mb))
     if t.calculator:
         tools.append(make_tool("calculator"))
     return tools

@@ -28,6 +28,12 @@ class SandboxConfig:
     """Address-space limit of a session process (RLIMIT_AS). An allocation beyond it raises
     MemoryError in the model's code, which is an ordinary observation."""
 
+    worker_memory_mb: int = 4096
+    """Total memory of one worker with all its sessions and their /tmp (a memory cgroup, see
+    ``memcap``); at the cap the kernel kills a session's process ("killed" in its
+    observation). 0: no total cap. Where no memory cgroup can be made, a warning says so and
+    only the per-session limits hold."""
+
     max_output_chars: int = 1024
     """Observation size (ALGORITHMS.md §1); longer output is cut with a truncation marker."""
 
@@ -74,6 +80,8 @@ class SandboxConfig:
                      "max_file_mb", "tmp_mb", "max_sessions_per_worker"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"SandboxConfig.{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.worker_memory_mb < 0:
+            raise ValueError(f"SandboxConfig.worker_memory_mb must be >= 0 (0: no cap), got {self.worker_memory_mb!r}")
         for name in ("timeout_s", "cpu_s", "startup_timeout_s"):
             if float(getattr(self, name)) <= 0:
                 raise ValueError(f"SandboxConfig.{name} must be > 0, got {getattr(self, name)!r}")

@@ -35,6 +35,7 @@ from tirl.errors import UserError
 
 from .config import SandboxConfig
 from .guest.settings import GuestSettings
+from .memcap import MemoryCap, make_cap
 
 GUEST_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guest")
 GUEST_PACKAGE = "tirl_sandbox_guest"
@@ -67,6 +68,7 @@ class LaunchSpec:
     mode: str  # "bwrap" | "none"
     tmp_dir: str | None = None  # host directory to delete when the worker is gone
     settings: GuestSettings = field(default_factory=GuestSettings)
+    cap: MemoryCap | None = None  # the worker's memory cgroup, removed when the worker is gone
 
 
 def _env() -> dict[str, str]:
@@ -227,13 +229,22 @@ def launch_spec(config: SandboxConfig, mode: str) -> LaunchSpec:
         settings.session_netns = False  # bubblewrap already removed the network
         settings.readonly_root = False  # and made the filesystem read-only
         settings.fallback_tmp = "/tmp"  # bubblewrap's private tmpfs
-        return LaunchSpec(bwrap_argv(config) + _python_argv(settings), {}, "/", mode, None, settings)
-    tmp_dir = tempfile.mkdtemp(prefix="tirl-sandbox-")
-    if settings.drop_to_uid is not None:
-        os.chown(tmp_dir, settings.drop_to_uid, settings.drop_to_gid if settings.drop_to_gid is not None else -1)
-    settings.parent_pid = os.getpid()
-    settings.fallback_tmp = tmp_dir
-    return LaunchSpec(_python_argv(settings), _env(), tmp_dir, mode, tmp_dir, settings)
+        spec = LaunchSpec(bwrap_argv(config) + _python_argv(settings), {}, "/", mode, None, settings)
+    else:
+        tmp_dir = tempfile.mkdtemp(prefix="tirl-sandbox-")
+        if settings.drop_to_uid is not None:
+            os.chown(tmp_dir, settings.drop_to_uid, settings.drop_to_gid if settings.drop_to_gid is not None else -1)
+        settings.parent_pid = os.getpid()
+        settings.fallback_tmp = tmp_dir
+        spec = LaunchSpec(_python_argv(settings), _env(), tmp_dir, mode, tmp_dir, settings)
+    if config.worker_memory_mb:
+        spec.cap, why = make_cap(config.worker_memory_mb, "worker")
+        if spec.cap is None:
+            _warn_once("memcap", f"tirl python sandbox: no total memory cap per worker ({why}); each session keeps its "
+                       f"own {config.memory_mb} MiB address-space limit (tools.sandbox_worker_memory_mb)", stacklevel=3)
+        else:
+            spec.argv = spec.cap.wrap(spec.argv)
+    return spec
 
 
 @functools.lru_cache(maxsize=None)

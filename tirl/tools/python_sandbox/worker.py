@@ -132,6 +132,8 @@ class WorkerProcess:
             pass
         if self.spec.tmp_dir:
             shutil.rmtree(self.spec.tmp_dir, ignore_errors=True)
+        if self.spec.cap is not None:
+            self.spec.cap.remove()
 
 
 _Job = tuple[concurrent.futures.Future, dict[str, Any], float, bool]
