@@ -54,6 +54,8 @@ def inputs(tmp_path_factory) -> Path:
     (d / "broken_model").mkdir()
     (d / "broken_model" / "config.json").write_text("{broken")
     (d / "a_file").write_text("x")
+    (d / "unfinished_run").mkdir()
+    (d / "unfinished_run" / "config.yaml").write_text("run: {name: unfinished_run}\n")
     (d / "binary.py").write_bytes(b"\x00\xff\xfe\x00")
     return d
 
@@ -73,6 +75,7 @@ def _cases(d: Path) -> list[tuple[str, list[str], str]]:
         ("model-missing", ["eval", "--model", str(d / "nope"), "--n-tasks", "1"], "no such directory"),
         ("model-misspelled", ["eval", "--model", "smolm2-135m", "--n-tasks", "1"], "smollm2-135m-instruct"),
         ("model-not-a-model", ["eval", "--model", str(d / "not_a_model"), "--n-tasks", "1"], "config.json"),
+        ("model-unfinished-run", ["eval", "--model", str(d / "unfinished_run"), "--n-tasks", "1"], "no final_model yet"),
         ("model-broken-config", ["eval", "--model", str(d / "broken_model"), "--n-tasks", "1"], "broken_model"),
         ("eval-split", ev + ["--split", "tset"], "split"),
         ("eval-protocol", ev + ["--protocol", "xml"], "protocol"),

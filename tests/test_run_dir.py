@@ -135,3 +135,19 @@ def test_non_finite_values_are_config_errors():
     for bad in ("../../x", "a/b", "..", ""):
         with pytest.raises(ConfigError, match="run.name"):
             load_config("grpo", [f"run.name={bad}"])
+
+
+def test_final_model_is_replaced_whole(tiny, tmp_path):
+    """final_model is written beside the run and renamed into place: a second export replaces
+    the first, and no temporary directory is left behind."""
+    from types import SimpleNamespace
+
+    from tirl.train.resolve import export_final_model, resolve_eval_model
+
+    (tmp_path / "config.yaml").write_text("run: {name: r}\n")
+    policy = SimpleNamespace(model=tiny.model, lora=False)
+    for _ in range(2):
+        out = export_final_model(policy, tiny.tokenizer, tmp_path)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "final_model"]
+        assert (out / "config.json").exists() and (out / "model.safetensors").exists()
+    assert resolve_eval_model(str(tmp_path)) == str(out)

@@ -173,7 +173,7 @@ def sft_cmd(
 
 def eval_cmd(
     overrides: Optional[List[str]] = typer.Argument(None, help="section.field=value overrides applied last, e.g. endpoints.judge.base_url=http://host:8000/v1 endpoints.judge.model=M (then --judge openai:judge)."),
-    model: str = typer.Option("smollm2-135m-instruct", help="Model alias, directory, hub id, or a run directory (its latest checkpoint)."),
+    model: str = typer.Option("smollm2-135m-instruct", help="Model alias, directory, hub id, or a finished run's directory (its final_model)."),
     task: str = typer.Option("arith", help="Task source."),
     n: int = typer.Option(8, min=1, help="Samples per task."),
     n_tasks: int = typer.Option(64, min=1, help="Held-out tasks."),

@@ -4,7 +4,7 @@ Per task, the policy's trajectories are split: correct ones are scored for quali
 (``tirl.curate.quality``) and triaged (keep all / keep the best / repair), wrong ones always go
 to the repairer. The repairer is a chat model through the Engine interface, given the question
 **and the low-quality trajectory** (the released scripts pass only the question, which turns
-repair into a constrained regeneration -- a bug, seed notes §4.2). It writes a new trajectory
+repair into a constrained regeneration -- a bug, docs/ALGORITHMS.md §7). It writes a new trajectory
 through tirl's agent loop, so every tool call it makes is executed for real by tirl's tools and
 the observations in the result are genuine. A repair is accepted when its answer is correct, its
 format valid, and its quality score >= 0.86 (the original was correct) or >= 0.80 (it was

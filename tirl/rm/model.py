@@ -3,7 +3,7 @@ head read at the last token (LLaMA-Factory ``stage: rm`` value head, as AutoTraj
 
 One rendering for training and serving (``rm_text``): the question as the user turn and the
 trajectory text as the assistant turn of the tokenizer's chat template. AutoTraj's released
-server scored only the response text, without the template it was trained on (seed notes §4.3);
+server scored only the response text, without the template it was trained on (docs/ALGORITHMS.md §7);
 tirl serves exactly what it trains on. Long inputs keep their last ``max_tokens`` tokens (the
 answer is at the end). Saved as ``rm.json`` (base model, settings), the LoRA adapter, ``head.pt``.
 """

@@ -3,7 +3,15 @@ training with its tokenizer; LoRA adapters merged)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
+
+from tirl.errors import UserError
+
+
+class UnfinishedRun(UserError, FileNotFoundError):
+    """A run directory given as a model before its training wrote final_model."""
 
 
 def resolve_eval_model(name: str) -> str:
@@ -12,7 +20,7 @@ def resolve_eval_model(name: str) -> str:
         final = p / "final_model"
         if (final / "config.json").exists():
             return str(final)
-        raise FileNotFoundError(f"run {p} has no final_model yet (training has not finished); resume it with: tirl train --resume {p}")
+        raise UnfinishedRun(f"run {p} has no final_model yet (training has not finished); resume it with: tirl train --resume {p}")
     return name
 
 
@@ -25,6 +33,16 @@ def export_final_model(policy, tokenizer, run_dir: Path) -> Path:
     model = policy.model
     if policy.lora:
         model = copy.deepcopy(model).merge_and_unload()
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
+    # Written beside and renamed into place: a reader (tirl eval --model RUN) never sees half a model.
+    tmp = run_dir / f".final_model.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    if out.exists():
+        old = run_dir / f".final_model.old-{os.getpid()}"
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
     return out

@@ -307,13 +307,13 @@ class RLTrainer:
                     self.log.log(0, first)
             while self.step < cfg.steps:
                 metrics = self.train_step()
+                if on_step is not None:  # the step's line comes before an evaluation that may take minutes
+                    on_step(self.step, metrics)
                 if evaluate and cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
                     timed_eval(f"step{self.step}", "eval", metrics, sampled=False)
                 if self.step == cfg.steps and evaluate:
                     results["after"] = timed_eval("after", "eval", metrics)
                 self.log.log(self.step, metrics)
-                if on_step is not None:
-                    on_step(self.step, metrics)
                 if cfg.checkpoint_every and (self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps):
                     self.save()
             if self.step == cfg.steps:
