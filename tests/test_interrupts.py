@@ -18,8 +18,8 @@ pytestmark = pytest.mark.timeout(180)
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _interrupt(argv: list[str], ready: str, tmp_path: Path, delay: float = 0.0) -> tuple[int, str, float]:
-    """Start ``tirl ARGV``, send SIGINT once ``ready`` appears in its output (and ``delay`` seconds
+def _interrupt(argv: list[str], ready: str, tmp_path: Path, delay: float = 0.0, sig: int = signal.SIGINT) -> tuple[int, str, float]:
+    """Start ``tirl ARGV``, send ``sig`` once ``ready`` appears in its output (and ``delay`` seconds
     more); (exit code, output, seconds to exit)."""
     log = tmp_path / "out.log"
     with open(log, "w") as f:
@@ -31,7 +31,7 @@ def _interrupt(argv: list[str], ready: str, tmp_path: Path, delay: float = 0.0) 
     time.sleep(delay)
     assert p.poll() is None, f"finished before the interrupt: {log.read_text()[-500:]}"
     t0 = time.time()
-    p.send_signal(signal.SIGINT)
+    p.send_signal(sig)
     rc = p.wait(timeout=60)
     return rc, log.read_text(), time.time() - t0
 
@@ -58,3 +58,17 @@ def test_eval_stops_without_stray_task_errors(tmp_path):
     rc, text, _ = _interrupt(["eval", "--model", "tiny-random", "--n-tasks", "200", "--n", "2", "--max-response-tokens", "64"],
                              "(10%)", tmp_path)
     assert rc == 130 and "Traceback" not in text and "exception was never retrieved" not in text
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_train_stops_cleanly_and_resumes(tmp_path, sig):
+    run = tmp_path / "runs" / "r"
+    rc, text, _ = _interrupt(["train", "grpo_arith", "--no-eval", "model.name=tiny-random", f"run.out_dir={tmp_path / 'runs'}",
+                              "run.name=r", "train.steps=40", "train.checkpoint_every=1", "rollout.max_response_tokens=48"],
+                             "step    2 ", tmp_path, delay=1.0, sig=sig)
+    assert rc == 130 and "Traceback" not in text and "never retrieved" not in text, text[-2000:]
+    assert f"with: tirl train --resume {run}" in text
+    r = subprocess.run([sys.executable, "-m", "tirl", "train", "--resume", str(run), "train.steps=3", "--no-eval"],
+                       capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=150)
+    assert r.returncode == 0, r.stderr[-2000:]  # the lock was released and the checkpoint is intact
+    assert "resuming" in r.stderr and (run / "final_model").is_dir()

@@ -1,3 +1,3 @@
-from tirl.cli.main import app
+from tirl.cli.main import main
 
-app()
+main()

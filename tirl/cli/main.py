@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import typer
 from typer.core import TyperGroup
 
@@ -21,7 +23,9 @@ def one_line(e: BaseException) -> str:
 
 
 class _Commands(TyperGroup):
-    """Every command's user errors (tirl.errors.UserError) end as one line and exit code 2."""
+    """Every command's user errors (tirl.errors.UserError) end as one line and exit code 2; an
+    interrupt (Ctrl-C, or SIGTERM, see tirl.__main__) as one line and exit code 130, after the
+    command's own cleanup (finally blocks: run-directory lock, sandbox workers) has run."""
 
     def invoke(self, ctx):
         try:
@@ -29,6 +33,9 @@ class _Commands(TyperGroup):
         except UserError as e:
             typer.echo(one_line(e), err=True)
             raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130) from None
 
 
 app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True, help="tirl: RL for tool-integrated reasoning agents.")
@@ -52,5 +59,21 @@ def prepare(model: str = typer.Argument("smollm2-135m-instruct", help="Model ali
     typer.echo(resolve_model_path(model))
 
 
-if __name__ == "__main__":
+def _terminate(signum, frame):
+    # SIGTERM (a scheduler's stop, `kill`) is handled as Ctrl-C: by whatever SIGINT handler is in
+    # place (asyncio.Runner's cancels the running rollout first), so finally blocks release the
+    # run-directory lock and stop the sandbox workers instead of the process vanishing mid-write.
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)
+    else:
+        raise KeyboardInterrupt
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     app()
+
+
+if __name__ == "__main__":
+    main()

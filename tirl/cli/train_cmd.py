@@ -108,6 +108,12 @@ def train_cmd(
             _fail(f"error: step {trainer.step + 1}: {e}. The run stopped; " + (
                 f"its checkpoint at step {last} is intact: lower optim.lr and continue with --resume {cfg.run_dir}" if last is not None
                 else "it has no checkpoint yet: lower optim.lr and start again with --overwrite"))
+        except KeyboardInterrupt:
+            last = trainer.last_checkpoint_step()
+            typer.echo(f"interrupted at step {trainer.step}; " + (
+                f"continue from its checkpoint at step {last} with: tirl train --resume {cfg.run_dir}" if last is not None
+                else "no checkpoint was written yet (train.checkpoint_every)"), err=True)
+            raise typer.Exit(130) from None
     stages = ("before", "after_sft", "after")
     reports = {k: results[k] for k in stages if k in results}
     sampled = {k: results[f"{k}_t1"] for k in stages if f"{k}_t1" in results}

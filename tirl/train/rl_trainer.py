@@ -62,7 +62,10 @@ class RLTrainer:
         self.lock = claim(self.run_dir, fresh=not resume, overwrite=overwrite)
         save_config(cfg, self.run_dir / "config.yaml")
         seed_everything(cfg.train.seed)
-        self.loop = asyncio.new_event_loop()
+        # asyncio.Runner turns Ctrl-C during a rollout into cancelling it (every trajectory's
+        # coroutine unwinds) before KeyboardInterrupt reaches the caller; a bare loop would raise
+        # it inside whichever task was running and leave the others pending.
+        self.runner = asyncio.Runner()
         self.policy = Policy(cfg, model_name)
         self.tokenizer = self.policy.tokenizer
         self.rt = C.build_runtime(cfg, self.policy.generation_model(), self.tokenizer, seed=cfg.train.seed)
@@ -104,7 +107,7 @@ class RLTrainer:
         while len(kept) < want:
             tasks = self.stream.take(want - len(kept) if cfg.algo.dynamic_sampling else want)
             rng = random.Random(f"{cfg.train.seed}/{self.step}/{rounds}")  # branching decisions, reproducible on resume
-            trees = self.loop.run_until_complete(self.strategy.sample(self.rt.engine, self.rt.protocol, tasks, C.rollout_config(cfg), rng))
+            trees = self.runner.run(self.strategy.sample(self.rt.engine, self.rt.protocol, tasks, C.rollout_config(cfg), rng))
             apply_rewards([(task, tree.trajectories()) for task, tree in zip(tasks, trees)], self.rewards)
             for task, tree in zip(tasks, trees):
                 live = tree.trajectories()  # infrastructure failures are not in the tree
@@ -216,7 +219,7 @@ class RLTrainer:
         saved = self.rt.engine.generator.get_state()
         self.rt.engine.generator.manual_seed(10_000 + self.step)
         try:
-            report = self.loop.run_until_complete(evaluate_async(self.rt.engine, self.rt.protocol, self.eval_tasks, samples, rcfg, ks, self.rewards))
+            report = self.runner.run(evaluate_async(self.rt.engine, self.rt.protocol, self.eval_tasks, samples, rcfg, ks, self.rewards))
         finally:
             self.rt.engine.generator.set_state(saved)
         self.log.trajectories(self.step, [t for g in report.groups for t in g], kind=f"eval_{tag}")
@@ -256,7 +259,7 @@ class RLTrainer:
         s = self.cfg.sft
         if s.source == "arith-reference":
             tasks = C.tasks(self.cfg, "train", s.n_examples)
-            trajs = self.loop.run_until_complete(reference_trajectories(tasks, self.rt.protocol, self.tokenizer))
+            trajs = self.runner.run(reference_trajectories(tasks, self.rt.protocol, self.tokenizer))
         else:
             trajs = file_trajectories(s.source, s.all_trajectories)[: s.n_examples]
         self.totals["expert_samples"] += len(trajs)
@@ -333,9 +336,20 @@ class RLTrainer:
             return
         try:
             self.log.close()
+            self.runner.run(_cancel_stray_tasks())  # e.g. an engine's decode driver after Ctrl-C
             if callable(getattr(self.strategy, "aclose", None)):
-                self.loop.run_until_complete(self.strategy.aclose())
-            self.loop.run_until_complete(self.rt.aclose())
+                self.runner.run(self.strategy.aclose())
+            self.runner.run(self.rt.aclose())
+            self.runner.close()
         finally:
             self.lock.release()
             self.lock = None
+
+
+async def _cancel_stray_tasks() -> None:
+    """Cancel and await every other task on the loop (left behind by an interrupted run)."""
+    me = asyncio.current_task()
+    stray = [t for t in asyncio.all_tasks() if t is not me]
+    for t in stray:
+        t.cancel()
+    await asyncio.gather(*stray, return_exceptions=True)
