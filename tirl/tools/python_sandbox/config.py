@@ -56,7 +56,8 @@ class SandboxConfig:
     """"bwrap": run workers in bubblewrap (no network, read-only system, private /tmp,
     own PID namespace) and fail if it does not work; "none": rlimits, a private directory
     and, where the kernel allows, per-session namespaces, but the filesystem is the host's;
-    "auto": bwrap when a self-check passes, else "none" with a warning."""
+    "auto": bwrap when a self-check passes, else refused with the reason (running the model's
+    code without isolation must be asked for by name)."""
 
     max_sessions_per_worker: int = 64
     """Live sessions per worker; beyond it the least recently used is ended (its next call

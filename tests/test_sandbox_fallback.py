@@ -1,0 +1,39 @@
+"""Where bubblewrap does not work, the sandbox never falls back to running the model's code
+unisolated on its own: ``isolation: auto`` and ``bwrap`` refuse in one line that names the reason
+and the fix, and only an explicit ``none`` runs without it (RELIABILITY.md §1)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from tirl.cli.main import app
+from tirl.tools import SandboxConfig
+from tirl.tools.python_sandbox import launcher
+
+
+@pytest.fixture
+def broken_bwrap(monkeypatch):
+    monkeypatch.setattr(launcher, "_bwrap_self_check", lambda argv: "bwrap: setting up uid map: Permission denied")
+
+
+@pytest.mark.parametrize("mode", ["auto", "bwrap"])
+def test_no_silent_fallback(broken_bwrap, mode):
+    with pytest.raises(launcher.SandboxUnavailable, match="Permission denied") as e:
+        launcher.resolve_isolation(SandboxConfig(isolation=mode))
+    if mode == "auto":
+        assert "tools.isolation=none" in str(e.value) and "apt-get install bubblewrap" in str(e.value)
+
+
+def test_none_must_be_named(broken_bwrap):
+    assert launcher.resolve_isolation(SandboxConfig(isolation="none")) == "none"
+
+
+def test_tool_python_reports_it_as_its_one_json_object(broken_bwrap):
+    r = CliRunner().invoke(app, ["tool", "python", "--code", "1+1"])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    (line,) = r.output.strip().splitlines()
+    record = json.loads(line)
+    assert not record["ok"] and "needs bubblewrap" in record["output"]
