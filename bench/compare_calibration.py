@@ -194,7 +194,8 @@ def table(rows: list[dict]) -> str:
     return head + "".join("| " + r["name"] + " | " + " | ".join("-" if r.get(k) is None else f.format(r[k]) for k, _, f in COLUMNS) + " |\n" for r in rows)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def parser() -> argparse.ArgumentParser:
+    """The options of every pipeline stage (bench/reproduce.py starts from their defaults)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="smollm2-135m-instruct", help="start model of every pipeline (alias, directory, hub id)")
     p.add_argument("--steps", type=int, default=8, help="RL steps per pipeline (ET-Agent: split over its rounds)")
@@ -227,12 +228,22 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every stage")
     p.add_argument("--out", type=Path, default=Path("runs/compare_calib"))
     p.add_argument("--quick", action="store_true", help="tiny-random, 2 steps, 4 data tasks, 4 eval tasks, grpo and et_agent: checks the pipeline")
+    return p
+
+
+def quick(args) -> None:
+    """The CI-size settings of ``--quick`` (tiny-random, seconds per stage)."""
+    args.model, args.steps, args.tasks_per_step, args.group_size, args.data_tasks = "tiny-random", 2, 2, 4, 4
+    args.eval_tasks, args.eval_samples, args.max_tokens, args.turn_tokens, args.rounds = 4, 2, 32, 16, 2
+    args.pareto_candidates, args.pareto_select, args.rm_epochs = 4, 2, 1
+    args.set = ["tools.sandbox_workers=1", "flywheel.judge_max_tokens=16", "rm.max_tokens=256", "pareto.mixed_only=false", *args.set]
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = parser()
     args = p.parse_args(argv)
     if args.quick:
-        args.model, args.steps, args.tasks_per_step, args.group_size, args.data_tasks = "tiny-random", 2, 2, 4, 4
-        args.eval_tasks, args.eval_samples, args.max_tokens, args.turn_tokens, args.rounds = 4, 2, 32, 16, 2
-        args.pareto_candidates, args.pareto_select, args.rm_epochs = 4, 2, 1
-        args.set = ["tools.sandbox_workers=1", "flywheel.judge_max_tokens=16", "rm.max_tokens=256", "pareto.mixed_only=false", *args.set]
+        quick(args)
         if args.runs == ",".join(PIPELINES):
             args.runs = "grpo,et_agent"  # a random model never writes a correct repair, so AutoTraj gets no pairs
     runs = [r.strip() for r in args.runs.split(",") if r.strip()]
