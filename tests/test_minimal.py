@@ -34,7 +34,7 @@ def same_trajectory(a: Trajectory, b: Trajectory) -> None:
     assert a.token_ids == b.token_ids
     assert [(s.origin, s.token_ids, s.logprobs) for s in a.segments] == [(s.origin, s.token_ids, s.logprobs) for s in b.segments]
     assert [(s.action_segment, s.tool_segment, s.call) for s in a.steps] == [(s.action_segment, s.tool_segment, s.call) for s in b.steps]
-    obs = lambda t: [(s.observation.ok, s.observation.output, s.observation.infra_error) if s.observation else None for s in t.steps]  # noqa: E731
+    obs = lambda t: [(s.observation.ok, s.observation.output, s.observation.infra_error) if s.observation else None for s in t.steps]
     assert obs(a) == obs(b)
     assert (a.stop_reason, a.answer, a.text) == (b.stop_reason, b.answer, b.text)
 
@@ -44,6 +44,7 @@ SCRIPTS = {  # turns of the scripted engine, tool-call cap, token budget -> the 
     "tool_cap": (["<python>y = 1</python>"], 2, 128, StopReason.TOOL_CAP),
     "malformed_then_budget": (["<python>   </python>", "word " * 60], 4, 40, StopReason.LENGTH),
     "eos": (["it is \\boxed{5}<|im_end|>"], 4, 128, StopReason.EOS),
+    "observation_fills_budget": (["<python>print(1)</python>", "<answer>\\boxed{1}</answer>"], 4, None, StopReason.LENGTH),
 }
 
 
@@ -51,6 +52,9 @@ SCRIPTS = {  # turns of the scripted engine, tool-call cap, token budget -> the 
 def test_tool_loop_builds_the_agent_loops_trajectories(tiny, sandbox, name):
     turns, cap, budget, stop = SCRIPTS[name]
     proto = TagProtocol([sandbox])
+    if budget is None:  # exactly the first call and its observation: the budget is full after the tool
+        probe = asyncio.run(rollout(ScriptedEngine(tiny.tokenizer, turns), proto, [TASK], RolloutConfig(group_size=1)))[0][0]
+        budget = len(probe.segments[0]) + len(probe.segments[1])
     args = minimal.Args(group=2, max_tokens=budget, max_tool_calls=cap)
     mine = minimal.sample(ScriptedEngine(tiny.tokenizer, turns), proto, sandbox, [TASK], args)[0]
     cfg = RolloutConfig(group_size=2, max_response_tokens=budget, max_turn_tokens=budget, max_tool_calls=cap)
@@ -78,7 +82,7 @@ def fixed_groups(tok) -> list[list[Trajectory]]:
     different lengths, rewards; task b has an infrastructure failure (dropped before the group
     statistics), task c is left with one scorable sample (no baseline: the group is dropped)."""
     gen = torch.Generator().manual_seed(0)
-    ids = lambda n: torch.randint(3, tok.vocab_size, (n,), generator=gen).tolist()  # noqa: E731
+    ids = lambda n: torch.randint(3, tok.vocab_size, (n,), generator=gen).tolist()
 
     def traj(task, prompt, sample, lens, reward, stop=StopReason.ANSWER):
         segs, steps = [], []
