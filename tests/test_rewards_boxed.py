@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tirl.rewards.boxed import last_boxed
+from tirl.protocol.answer import last_boxed
 
 
 @pytest.mark.parametrize(

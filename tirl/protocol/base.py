@@ -13,7 +13,7 @@ import abc
 from dataclasses import dataclass
 from typing import Sequence
 
-from tirl.rewards.boxed import last_boxed
+from tirl.protocol.answer import last_boxed
 from tirl.tools.base import Tool
 from tirl.types import Observation, Script, ScriptStep, Task, ToolCall
 

@@ -3,7 +3,7 @@
 ALGORITHMS.md §1, "Reward": a math answer is correct when math-verify finds it equivalent to
 the gold answer; math-verify's own signal-based timeouts are disabled and tirl enforces its
 own. ``pred`` is an answer, normally the content of the last ``\\boxed{}`` (see
-``tirl.rewards.boxed``); text that still contains a ``\\boxed{}`` is reduced to that content
+``tirl.protocol.answer``); text that still contains a ``\\boxed{}`` is reduced to that content
 first (and scores False when its last box is unbalanced).
 
 Decision order (cheapest first, all but the last in-process):
@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
-from tirl.rewards.boxed import last_boxed
+from tirl.protocol.answer import last_boxed
 from tirl.rewards.isolate import CallStatus, IsolatedCaller
 from tirl.rewards.qa import normalize_answer
 

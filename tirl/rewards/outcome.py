@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from tirl.rewards.boxed import last_boxed
+from tirl.protocol.answer import last_boxed
 from tirl.rewards.verify import gold_list, score_answer
 from tirl.types import Task, Trajectory
 

@@ -34,8 +34,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from tirl.config.rollout import RolloutConfig
 from tirl.engine.base import Engine, FinishReason, GenerationRequest, SamplingParams
 from tirl.protocol.base import Protocol
 from tirl.tools.base import Tool
@@ -43,27 +42,6 @@ from tirl.types import Observation, Origin, Segment, Step, StopReason, Task, Too
 
 
 log = logging.getLogger(__name__)
-
-class RolloutConfig(BaseModel):
-    """How trajectories are sampled (the ``rollout`` section of the config)."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    group_size: int = Field(4, ge=1)
-    """Samples per task (G)."""
-    max_tool_calls: int = Field(4, ge=0)
-    """Tool calls allowed per trajectory; a further call stops the trajectory (stop reason tool_cap)."""
-    max_response_tokens: int = Field(384, ge=1)
-    """Token budget after the prompt: policy and tool tokens together."""
-    max_turn_tokens: int = Field(256, ge=1)
-    """At most this many tokens per generation call (one assistant turn)."""
-    temperature: float = Field(1.0, ge=0.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    top_k: int = Field(0, ge=0)
-    void_turn_filter: bool = False
-    """SimpleTIR (Xue et al. 2025): a turn that ends (EOS) with neither a tool call nor an
-    answer is a void turn; it stops the trajectory (stop reason void_turn), whose loss mask is
-    then zero. It still counts in group statistics."""
 
 
 @dataclass

@@ -28,47 +28,14 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
+from tirl.config.strategy import ARPOConfig
 from tirl.engine.base import Engine
 from tirl.protocol.base import Protocol
 from tirl.rollout.agent_loop import LoopState, RolloutConfig, advance, close_sessions, continue_states, finalize, prefix_trajectory, start_states
 from tirl.rollout.tree import Branch, RolloutTree
 from tirl.types import Segment, Task
-
-
-class ARPOConfig(BaseModel):
-    """ARPO rollout and credit (the ``strategy.arpo`` section; ALGORITHMS.md §3)."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    budget: int = Field(16, ge=1)
-    """M: trajectories per task, branches included."""
-    initial: int = Field(8, ge=1)
-    """N: trajectories started from the prompt; the rest of the budget is for branches and top-ups."""
-    entropy_tokens: int = Field(20, ge=1)
-    """Tokens at the start of a segment whose entropies are summed."""
-    base_prob: float = Field(0.5, ge=0.0, le=1.0)
-    """Branch probability at dH = 0 (the reference code's threshold 0.5)."""
-    entropy_weight: float = Field(0.2, ge=0.0)
-    """Weight of dH in the branch probability (normalised by ln|V|, so 0.2 keeps its meaning)."""
-    branches_per_step: int = Field(1, ge=1)
-    """Branch attempts per running path per tool step (the reference code's beam_size - 1 = 1)."""
-    topup_per_round: int = Field(1, ge=1)
-    """Fresh samples added per round to a task whose paths have all ended before its budget is
-    used (the reference code adds 1, so a top-up can still branch; more finish sooner)."""
-    attribution: Literal["soft", "hard"] = "soft"
-    """soft: GRPO over all M leaves, each row's tokens take its own leaf's advantage (the
-    paper's default and the reference code); hard: a token shared by several branches takes
-    the mean of their advantages."""
-
-    @model_validator(mode="after")
-    def _initial_within_budget(self) -> "ARPOConfig":
-        if self.initial > self.budget:
-            raise ValueError(f"initial ({self.initial}) must not exceed budget ({self.budget})")
-        return self
 
 
 def vocab_size(tokenizer) -> int:

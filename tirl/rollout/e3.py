@@ -31,61 +31,10 @@ counts the policy's samples only (the expert's trajectory is not a rollout).
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from typing import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from tirl.config.strategy import E3Config  # noqa: F401 - re-exported; the section lives in tirl.config
 from tirl.types import Trajectory
-
-
-class E3Config(BaseModel):
-    """E3-TIR warm-up (the ``strategy.e3`` section; ALGORITHMS.md §5)."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    expert: str = "arith-reference"
-    """Expert source: arith-reference (the arith reference solver), a .jsonl of trajectories in
-    the rollout schema, openai:<endpoint> (a model behind an endpoints entry), or a local model
-    (alias, directory or hub id). tirl runs the expert's tool calls, so observations are real."""
-    expert_temperature: float = Field(0.0, ge=0.0)
-    """Sampling temperature of a model expert (0: greedy)."""
-    correct_only: bool = True
-    """Use only expert trajectories the verifier scores correct (the others are counted as
-    spent expert samples but never used)."""
-    max_expert_samples: int = Field(0, ge=0)
-    """Expert trajectories the run may obtain (its expert set; each task's is obtained once and
-    cached); 0: no limit. Tasks met after the limit get no expert experience."""
-    warmup_steps: int = Field(10, ge=0)
-    """RL steps of the warm-up; from this step on, training continues with ``after_warmup``."""
-    share_start: float = Field(1.0, ge=0.0, le=1.0)
-    """Expert share at the first step: the probability that an eligible task gets expert experience."""
-    share_schedule: Literal["linear", "constant"] = "linear"
-    """How the share changes over the warm-up: linear decay to 0 at warmup_steps, or constant."""
-    pass_rate_threshold: float = Field(0.5, ge=0.0, le=1.0)
-    """A task is eligible for expert experience while its self-exploration pass rate this step
-    is below this."""
-    anchors: int = Field(2, ge=1)
-    """k: anchor steps per expert trajectory (fewer when it has fewer candidate boundaries)."""
-    branches: int = Field(2, ge=1)
-    """b: policy continuations per anchor; anchors * branches of the budget go to continuations."""
-    entropy_window: int = Field(1, ge=1)
-    """Tokens at the start of a step whose policy entropies (mean) score its boundary as an anchor."""
-    branching: bool = True
-    """Sample continuations from expert anchors; False is the ablation without branching."""
-    expert_guided: bool = True
-    """Train the full expert trajectory with the off-policy term (and count it in A_global)."""
-    alpha: float = Field(0.5, ge=0.0, le=1.0)
-    """Hybrid advantage weight: A = alpha * A_global + (1 - alpha) * A_tree."""
-    singleton_tree: Literal["global", "zero"] = "global"
-    """A_tree of a sample alone in its sub-tree (the expert-guided sample): its A_global, or 0."""
-    aagd: Literal["sign", "always", "never"] = "sign"
-    """Advantage-aware gradient detaching of tokens shared by several sampled rows (the expert
-    prefix of an anchor's continuations): sign: detach when their advantages disagree in sign;
-    always: detach every shared copy; never: the ablation without AAGD."""
-    filter_zero_variance: bool = True
-    """During the warm-up, drop tasks whose rewards (all their samples) are all equal."""
-    after_warmup: Literal["flat", "arpo"] = "flat"
-    """The strategy after the warm-up: plain GRPO groups (flat) or ARPO branching."""
 
 
 def anchor_candidates(traj: Trajectory) -> list[tuple[int, int]]:

@@ -30,46 +30,15 @@ goes through the agent loop at once.
 from __future__ import annotations
 
 import math
-from typing import Generator, Literal, Sequence
+from typing import Generator, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
+from tirl.config.strategy import ELPOConfig
 from tirl.engine.base import Engine
 from tirl.protocol.base import Protocol
 from tirl.rewards.verify import score_answer
 from tirl.rollout.agent_loop import RolloutConfig, continue_states, prefix_trajectory, run_states, start_states
 from tirl.rollout.tree import Branch, RolloutTree
 from tirl.types import Origin, StopReason, Task, Trajectory
-
-
-class ELPOConfig(BaseModel):
-    """ELPO rollout and credit (the ``strategy.elpo`` section; ALGORITHMS.md §4)."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    budget: int = Field(16, ge=1)
-    """N_total: trajectories per task, continuations included."""
-    buffer: int = Field(3, ge=1)
-    """B_max: failures collected before a binary search."""
-    x_min: int = Field(1, ge=1)
-    """Fewest continuations sampled at a search step."""
-    x_max: int = Field(3, ge=1)
-    """Most continuations sampled at a search step."""
-    beta: float = Field(5.0, ge=0.0)
-    """Slope of the sigmoid mapping the entropy gap at a step to its number of continuations."""
-    lam: float = Field(0.5, ge=0.0, le=1.0)
-    """lambda_tree: weight of the branch-level advantage in A_hier (Eq. 10)."""
-    eps_elc: float = Field(0.115, ge=0.0)
-    """Added to the lower clip bound on the critical suffix (ELC, §4.3): 0.2 + 0.115 = 0.315."""
-    elc_scope: Literal["reference", "failed_branches"] = "reference"
-    """reference: ELC on steps t_crit..T of the reference failure (the paper's minimum);
-    failed_branches: also on the own steps of its failed continuations sampled at or after t_crit."""
-
-    @model_validator(mode="after")
-    def _range(self) -> "ELPOConfig":
-        if self.x_min > self.x_max:
-            raise ValueError(f"x_min ({self.x_min}) must not exceed x_max ({self.x_max})")
-        return self
 
 
 def _mean(xs: list[float]) -> float:

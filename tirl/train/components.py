@@ -5,27 +5,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tirl.config import Config, ConfigError
+from tirl.config import Config, ConfigError, RolloutConfig
 from tirl.engine import HFEngine
 from tirl.engine.factory import build_engine
 from tirl.protocol import Protocol, make_protocol
 from tirl.rewards.base import RewardSpec
 from tirl.rewards.presets import config_rewards
 from tirl.rewards.schedule import Progress
-from tirl.rollout import RolloutConfig
 from tirl.rollout.fit import Fit, fit_tasks
 from tirl.tasks import load_tasks
-from tirl.tools import make_tool
+from tirl.tools import PythonSandbox, SandboxConfig, make_tool
 from tirl.tools.base import Tool
 from tirl.types import Task
+
+
+def sandbox_config(cfg: Config) -> SandboxConfig:
+    """The sandbox's own dataclass from the ``tools.sandbox`` section (same fields, same limits;
+    the sandbox does not import tirl's config, so the conversion lives here)."""
+    return SandboxConfig(**cfg.tools.sandbox.model_dump())
 
 
 def build_tools(cfg: Config) -> list[Tool]:
     t = cfg.tools
     tools: list[Tool] = []
     if t.python:
-        tools.append(make_tool("python", workers=t.sandbox_workers, timeout_s=t.timeout_s, isolation=t.isolation,
-                               worker_memory_mb=t.sandbox_worker_memory_mb))
+        tools.append(PythonSandbox(sandbox_config(cfg)))
     if t.calculator:
         tools.append(make_tool("calculator"))
     return tools

@@ -1,0 +1,67 @@
+"""``Config``: the whole tree, one field per section, and the checks that span sections."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import model_validator
+
+from tirl.config.algo import AlgoConfig
+from tirl.config.base import ConfigError, Section
+from tirl.config.curate import FlywheelConfig, ParetoConfig, RepairConfig
+from tirl.config.endpoints import OpenAIEngineConfig
+from tirl.config.engine import EngineConfig
+from tirl.config.model import ModelConfig
+from tirl.config.optim import OptimConfig
+from tirl.config.reward import RewardConfig
+from tirl.config.rm import RMConfig
+from tirl.config.rollout import RolloutConfig
+from tirl.config.strategy import StrategyConfig
+from tirl.config.task import TaskConfig
+from tirl.config.tools import ToolsConfig
+from tirl.config.train import RunConfig, SFTConfig, TrainConfig
+
+
+class Config(Section):
+    run: RunConfig = RunConfig()
+    model: ModelConfig = ModelConfig()
+    task: TaskConfig = TaskConfig()
+    tools: ToolsConfig = ToolsConfig()
+    engine: EngineConfig = EngineConfig()
+    rollout: RolloutConfig = RolloutConfig()
+    reward: RewardConfig = RewardConfig()
+    algo: AlgoConfig = AlgoConfig()
+    strategy: StrategyConfig = StrategyConfig()
+    optim: OptimConfig = OptimConfig()
+    sft: SFTConfig = SFTConfig()
+    train: TrainConfig = TrainConfig()
+    rm: RMConfig = RMConfig()
+    pareto: ParetoConfig = ParetoConfig()
+    repair: RepairConfig = RepairConfig()
+    flywheel: FlywheelConfig = FlywheelConfig()
+    endpoints: dict[str, OpenAIEngineConfig] = {}
+    """Named OpenAI-compatible servers (experts, judges, repairers, API models to evaluate),
+    e.g. ``endpoints.judge.base_url=http://127.0.0.1:8000/v1``; other sections name one as
+    ``openai:<name>``."""
+
+    def endpoint(self, name: str) -> OpenAIEngineConfig:
+        """The endpoint called ``name`` (``openai:`` prefix allowed), or a clear error."""
+        key = name.removeprefix("openai:")
+        if key not in self.endpoints:
+            known = ", ".join(sorted(self.endpoints)) or "none configured"
+            raise ConfigError(f"config error: no endpoint {key!r} in endpoints (known: {known})")
+        return self.endpoints[key]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Config":
+        if self.reward.overlong_buffer > self.rollout.max_response_tokens:
+            raise ValueError("reward.overlong_buffer must not exceed rollout.max_response_tokens")
+        if self.rollout.group_size < 2 and self.algo.advantage in ("grpo", "dr_grpo", "rloo"):
+            raise ValueError("rollout.group_size must be >= 2 for group-relative advantages")
+        if self.engine.backend == "vllm" and self.engine.vllm.entropy_top_k == 0 and self.strategy.name in ("arpo", "elpo"):
+            raise ValueError(f"strategy {self.strategy.name} branches on token entropies; with engine.backend=vllm set engine.vllm.entropy_top_k > 0")
+        return self
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.run.out_dir) / self.run.name
