@@ -109,10 +109,7 @@ def run_one(args, run: str, evaluate_start: bool) -> dict:
             "rollouts": int(t["rollouts"]), "train_wall_s": float(t["wall_s"]),
         })
     finally:
-        trainer.log.close()
-        if callable(getattr(trainer.strategy, "aclose", None)):
-            trainer.loop.run_until_complete(trainer.strategy.aclose())
-        trainer.loop.run_until_complete(trainer.rt.aclose())
+        trainer.close()
     return out
 
 

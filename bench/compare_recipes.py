@@ -97,8 +97,7 @@ def run_recipe(args, recipe: str, evaluate_start: bool) -> dict:
         out["train_tool_calls_per_trajectory"] = train_calls / train_trajs if train_trajs else 0.0
         out["train_tokens"] = int(trainer.totals["train_tokens"])
     finally:
-        trainer.log.close()
-        trainer.loop.run_until_complete(trainer.rt.aclose())
+        trainer.close()
     return out
 
 

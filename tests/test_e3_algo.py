@@ -11,8 +11,8 @@ from tirl.algo.mixed import HybridConfig, aagd_nodes, expert_share, hybrid_advan
 from tirl.algo.offpolicy import OFFPOLICY_LOSSES
 from tirl.eval.roi import RunCost, relative_roi, roi
 from tirl.rollout.e3 import anchor_candidates, boundary_scores, choose_anchors, spread
-from tirl.rollout.tree import RolloutTree
-from tirl.types import Origin, Segment, Step, ToolCall, Trajectory
+from tirl.rollout.io import tree_from_json
+from tirl.types import Origin, RolloutTree, Segment, Step, ToolCall, Trajectory
 
 
 def _inp(p, adv, mask=None):
@@ -92,7 +92,7 @@ def _tree(c4: float) -> tuple[RolloutTree, dict[str, float]]:
         ]},
     ]}
     adv = {"0.0": 0.3, "0.1.1": 1.0, "0.1.2": -0.5, "0.1.0.1": 0.2, "0.1.0.2": c4}  # the expert leaf 0.1.0.0 is not sampled
-    return RolloutTree.from_json(d), adv
+    return tree_from_json(d), adv
 
 
 def test_aagd_hand_built_tree():

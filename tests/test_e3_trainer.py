@@ -5,6 +5,7 @@ hand-computed loss, the expert cache and its limit, and whole steps on tiny-rand
 import asyncio
 import copy
 import math
+import random
 from collections import Counter
 from types import SimpleNamespace
 
@@ -15,14 +16,17 @@ from tirl.config import load_config
 from tirl.models.attention import training_attention
 from tirl.protocol import TagProtocol
 from tirl.rollout.agent_loop import prefix_trajectory
-from tirl.rollout.tree import Branch, RolloutTree, read_trees
+from tirl.rollout.io import read_trees
+from tirl.rollout.tree import Branch, build_tree
 from tirl.tasks import load_tasks
 from tirl.tools import make_tool
-from tirl.train.e3 import EXPERT_FILE, E3Strategy
 from tirl.train.logprobs import token_logprobs
 from tirl.train.rl_trainer import RLTrainer
+from tirl.train.strategies import StepContext
+from tirl.train.strategies.e3 import EXPERT_FILE, E3Strategy
 from tirl.train.update import policy_update
 from tirl.types import (
+    LeafRole,
     Observation,
     Origin,
     Segment,
@@ -59,11 +63,9 @@ def _e3_tree():
         c.steps.append(Step(2))
         c.stop_reason, c.reward = StopReason.ANSWER, r
         conts.append(c)
-    tree = RolloutTree.from_lineage("t", [Branch(s0), Branch(s1), Branch(ex), Branch(conts[0], 2, 1), Branch(conts[1], 2, 1)], {"strategy": "e3"})
-    roles = {0: {"role": "self"}, 1: {"role": "self"}, 2: {"role": "expert"}, 3: {"role": "anchor", "anchor_step": 1}, 4: {"role": "anchor", "anchor_step": 1}}
-    for leaf in tree.leaves():
-        leaf.info.update(roles[leaf.info["sample"]])
-    return tree
+    S, E, A = LeafRole.SELF, LeafRole.EXPERT, LeafRole.ANCHOR
+    return build_tree("t", [Branch(s0, role=S), Branch(s1, role=S), Branch(ex, role=E), Branch(conts[0], 2, 1, role=A, anchor_step=1),
+                            Branch(conts[1], 2, 1, role=A, anchor_step=1)], strategy="e3")
 
 
 def _strategy(*over):
@@ -106,7 +108,7 @@ def test_credit_without_the_expert_guided_sample_and_zero_variance():
         leaf.trajectory.reward = 1.0
     st = _strategy()
     assert st.credit([tree]).rows == []  # zero variance: dropped during the warm-up
-    assert st.step_report([])[0]["e3/zero_variance_dropped"] == 1.0
+    assert st.after_step().metrics["e3/zero_variance_dropped"] == 1.0
 
 
 def test_offpolicy_term_in_the_update(tiny):
@@ -141,25 +143,26 @@ def test_expert_cache_limit_and_resume(tiny, tmp_path):
     engine = SimpleNamespace(tokenizer=tiny.tokenizer)
     tasks = load_tasks("arith", n=3, seed=0, split="train", difficulty=1)
     st = _strategy("strategy.e3.max_expert_samples=2")
-    trainer = SimpleNamespace(progress=SimpleNamespace(step=0), totals=Counter(), run_dir=tmp_path)
-    st.bind(trainer)
-    rcfg = st.cfg.rollout
+    totals = Counter()
+
+    def ctx(step):  # what the trainer hands a strategy at a step
+        return StepContext(engine, proto, st.cfg.rollout, random.Random(0), step=step, expert_samples=totals["expert_samples"], run_dir=tmp_path)
+
     try:
-        got = asyncio.run(st.experts_for(tasks, engine, proto, rcfg))
+        got = asyncio.run(st.experts_for(tasks, ctx(0)))
         assert [got[t.id] is not None for t in tasks] == [True, True, False]  # the limit: 2 expert samples
-        _, costs = st.step_report([])
+        costs = st.after_step().costs
         assert costs["expert_samples"] == 2 and costs["expert_tokens"] > 0
-        trainer.totals.update(costs)
+        totals.update(costs)
         # obtained once per task: asking again costs nothing
-        asyncio.run(st.experts_for(tasks[:2], engine, proto, rcfg))
-        assert st.step_report([])[1] == {}
+        asyncio.run(st.experts_for(tasks[:2], ctx(1)))
+        assert st.after_step().costs == {}
         # a resumed run reads its expert set back from the run directory
         assert len((tmp_path / EXPERT_FILE).read_text().splitlines()) == 2
         again = _strategy("strategy.e3.max_expert_samples=2")
-        again.bind(SimpleNamespace(progress=SimpleNamespace(step=3), totals=Counter(trainer.totals), run_dir=tmp_path))
-        back = asyncio.run(again.experts_for(tasks, engine, proto, rcfg))
+        back = asyncio.run(again.experts_for(tasks, ctx(3)))
         assert back[tasks[0].id].token_ids == got[tasks[0].id].token_ids and back[tasks[2].id] is None
-        assert again.step_report([])[1] == {}
+        assert again.after_step().costs == {}
     finally:
         asyncio.run(tool.aclose())
 
@@ -181,15 +184,14 @@ def test_e3_steps_on_tiny_random(tmp_path):
         m1 = tr.train_step()
         m2 = tr.train_step()
     finally:
-        tr.runner.run(tr.strategy.aclose())
-        tr.runner.run(tr.rt.aclose())
+        tr.close()
     assert m1["e3/phase"] == 1.0 and m1["e3/share"] == 1.0 and m1["e3/tasks_with_expert"] == 1.0
     assert m1["rollout/rollouts"] == 8 and m1["tree/rollouts_per_task"] == 4  # 2 self + 2 continuations per task
     assert m1["e3/anchors_per_task"] == 1.0 and m1["tree/branches_per_task"] == 2  # level 1: one boundary
     assert m1["train/offpolicy_tokens"] > 0 and m1["train/tokens"] > 0
     assert m1["total/expert_samples"] == 2 and m1["total/expert_tokens"] > 0
     trees = read_trees(tmp_path / "e3" / "trees" / "step_0001.jsonl")
-    roles = Counter(leaf.info["role"] for t in trees for leaf in t.leaves())
+    roles = Counter(leaf.role.value for t in trees for leaf in t.leaves())
     assert roles == {"self": 4, "expert": 2, "anchor": 4}
     assert m2["e3/phase"] == 0.0 and m2["rollout/rollouts"] == 8 and "train/offpolicy_tokens" not in m2
     assert m2["total/expert_samples"] == 2 and m2["total/rollouts"] == 16
@@ -203,8 +205,7 @@ def test_e3_ablations_run(tmp_path, over):
     try:
         m = tr.train_step()
     finally:
-        tr.runner.run(tr.strategy.aclose())
-        tr.runner.run(tr.rt.aclose())
+        tr.close()
     assert m["rollout/rollouts"] == 4 and m["e3/tasks_with_expert"] == 1.0
     if "strategy.e3.branching=false" in over:
         assert m["e3/anchors_per_task"] == 0.0 and m["tree/branches_per_task"] == 0

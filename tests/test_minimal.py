@@ -14,7 +14,7 @@ from fake_engine import ScriptedEngine
 from tirl.config import AlgoConfig, OptimConfig
 from tirl.protocol import TagProtocol
 from tirl.rollout import RolloutConfig, rollout
-from tirl.rollout.tree import Branch, RolloutTree
+from tirl.rollout.tree import Branch, build_tree
 from tirl.tools import PythonSandbox, SandboxConfig
 from tirl.train import minimal
 from tirl.train.strategies import FlatStrategy
@@ -110,7 +110,7 @@ def test_one_minimal_step_equals_policy_update(tiny):
     tok = tiny.tokenizer
     groups = fixed_groups(tok)
     trajs, adv_B = minimal.group_advantages(groups)
-    trees = [RolloutTree.from_lineage(g[0].task_id, [Branch(t) for t in g]) for g in groups]
+    trees = [build_tree(g[0].task_id, [Branch(t) for t in g], strategy="flat") for g in groups]
     credit = FlatStrategy(SimpleNamespace(algo=AlgoConfig())).credit([t for t in trees if len(t.trajectories()) >= 2])
     assert [t.sample for t in trajs] == [r.sample for r in credit.rows] == [0, 1, 2, 0, 2, 3]
     assert torch.allclose(adv_B, torch.tensor(credit.values), atol=1e-6)

@@ -6,7 +6,8 @@ import math
 import pytest
 
 from tirl.algo.tree_advantages import elc_clip_low, hierarchical_advantages, leaf_mean_advantages
-from tirl.rollout.tree import RolloutTree
+from tirl.rollout.io import tree_from_json
+from tirl.types import CriticalStep, RolloutTree
 
 EPS = 1e-6
 
@@ -33,7 +34,7 @@ TREE = {
 
 
 def test_hierarchical_advantages_by_hand():
-    adv = hierarchical_advantages(RolloutTree.from_json(TREE), lam=0.5, eps=EPS)
+    adv = hierarchical_advantages(tree_from_json(TREE), lam=0.5, eps=EPS)
     assert set(adv) == {"a", "a1", "a2", "a2x", "a2y", "b", "c", "c1"}  # every non-root node, no root
 
     # Eq. 6, node rewards (recursive mean over direct children):
@@ -64,17 +65,17 @@ def test_hierarchical_advantages_by_hand():
 
 
 def test_lambda_extremes_and_uniform_rewards():
-    tree = RolloutTree.from_json(TREE)
+    tree = tree_from_json(TREE)
     only_branch = hierarchical_advantages(tree, lam=1.0, eps=EPS)
     assert only_branch["c1"] == pytest.approx(-0.25 / math.sqrt(0.125), abs=1e-5) and only_branch["a1"] == pytest.approx(1.0, abs=1e-5)
     only_traj = hierarchical_advantages(tree, lam=0.0, eps=EPS)
     assert only_traj["b"] == pytest.approx(-0.4 / math.sqrt(0.24), abs=1e-5)
-    flat = RolloutTree.from_json({"id": "r", "children": [{"id": "x", "reward": 1.0}, {"id": "y", "reward": 1.0}]})
+    flat = tree_from_json({"id": "r", "children": [{"id": "x", "reward": 1.0}, {"id": "y", "reward": 1.0}]})
     assert hierarchical_advantages(flat) == {"x": 0.0, "y": 0.0}  # no variance, no signal
 
 
 def test_leaf_mean_advantages_hard_attribution():
-    tree = RolloutTree.from_json(TREE)
+    tree = tree_from_json(TREE)
     leaf_adv = {"a1": 1.0, "a2x": -2.0, "a2y": 4.0, "b": 0.5, "c1": -1.0}
     adv = leaf_mean_advantages(tree, leaf_adv)
     # a2 is shared by a2x and a2y: (-2 + 4)/2 = 1;  a by a1, a2x, a2y: (1 - 2 + 4)/3 = 1;  c by c1 alone
@@ -86,30 +87,31 @@ def test_leaf_mean_advantages_hard_attribution():
 def test_elc_on_the_critical_suffix():
     # a reference failure r → s1 → s2 → s3 → s4 (leaf, sample 0) with t_crit = 2; a failed
     # continuation f (sample 1) forked after step 2, a successful one g (sample 2) after step 2
-    tree = RolloutTree.from_json({"id": "r", "children": [{"id": "s1", "children": [{"id": "s2", "children": [
+    tree = tree_from_json({"id": "r", "children": [{"id": "s1", "children": [{"id": "s2", "children": [
         {"id": "s3", "children": [{"id": "s4", "reward": 0.0, "info": {"sample": 0, "fork_step": 0, "success": False}}]},
         {"id": "f3", "children": [{"id": "f4", "reward": 0.0, "info": {"sample": 1, "fork_step": 2, "parent": 0, "success": False}}]},
         {"id": "g3", "reward": 1.0, "info": {"sample": 2, "fork_step": 2, "parent": 0, "success": True}},
     ]}]}]})
-    crit = [{"leaf": "s4", "t_crit": 2}]
+    tree.critical = [CriticalStep(leaf="s4", t_crit=2)]
     # steps 2..T of the reference get 0.2 + 0.115; nothing else is named (it keeps eps_low)
-    assert elc_clip_low(tree, crit, 0.2, 0.115) == pytest.approx({"s2": 0.315, "s3": 0.315, "s4": 0.315})
+    assert elc_clip_low(tree, 0.2, 0.115) == pytest.approx({"s2": 0.315, "s3": 0.315, "s4": 0.315})
     # failed_branches: the failed continuation's own steps (after its fork at step 2) too, not the successful one's
-    wide = elc_clip_low(tree, crit, 0.2, 0.115, scope="failed_branches")
+    wide = elc_clip_low(tree, 0.2, 0.115, scope="failed_branches")
     assert wide == pytest.approx({"s2": 0.315, "s3": 0.315, "s4": 0.315, "f3": 0.315, "f4": 0.315})
+    tree.critical = [CriticalStep(leaf="s2", t_crit=1)]
     with pytest.raises(ValueError, match="not a leaf"):
-        elc_clip_low(tree, [{"leaf": "s2", "t_crit": 1}])
+        elc_clip_low(tree)
 
 
 def test_bad_trees_are_refused():
     with pytest.raises(ValueError, match="numeric reward"):
-        RolloutTree.from_json({"id": "r", "children": [{"id": "x"}]})
+        tree_from_json({"id": "r", "children": [{"id": "x"}]})
     with pytest.raises(ValueError, match="twice"):
-        RolloutTree.from_json({"id": "r", "children": [{"id": "x", "reward": 1}, {"id": "x", "reward": 0}]})
+        tree_from_json({"id": "r", "children": [{"id": "x", "reward": 1}, {"id": "x", "reward": 0}]})
     with pytest.raises(ValueError, match="no children"):
-        RolloutTree.from_json({"id": "r", "children": []})
+        tree_from_json({"id": "r", "children": []})
     with pytest.raises(ValueError, match="lam"):
-        hierarchical_advantages(RolloutTree.from_json(TREE), lam=1.5)
+        hierarchical_advantages(tree_from_json(TREE), lam=1.5)
 
 
 def _chain(prefix: str, steps: int, reward: float) -> dict:
@@ -148,7 +150,7 @@ def _fig4_tree() -> RolloutTree:
         _chain("L15", 3, F),                                                       # leaf 15
         _chain("L16", 1, F),                                                       # leaf 16
     ]
-    return RolloutTree.from_json({"id": "root", "children": kids})
+    return tree_from_json({"id": "root", "children": kids})
 
 
 def test_elpo_worked_example_app_b():
@@ -199,13 +201,13 @@ def test_only_child_minimal_case():
     """root -> {n1: leaf R = -1.1, n2 -> n3: leaf R = -0.49}, lambda 0.5: n2 and n1 are siblings
     (A_b = +1, -1); n3 is n2's only child and carries +1; A_t(n3) = (-0.49 + 0.795)/0.305 = 1,
     so A(n3) = 0.5·1 + 0.5·1 = 1.0 (an only child at A_b = 0 would give 0.5)."""
-    tree = RolloutTree.from_json({"id": "r", "children": [
+    tree = tree_from_json({"id": "r", "children": [
         {"id": "n1", "reward": -1.1}, {"id": "n2", "children": [{"id": "n3", "reward": -0.49}]}]})
     adv = hierarchical_advantages(tree, lam=0.5, eps=0.0)
     assert adv["n3"] == pytest.approx(1.0, abs=1e-9)
     assert adv["n2"] == pytest.approx(1.0, abs=1e-9)
     assert adv["n1"] == pytest.approx(-1.0, abs=1e-9)
     # an only child of the root has no sibling set and no parent branch: A_b = 0
-    lone = RolloutTree.from_json({"id": "r", "children": [{"id": "a", "children": [
+    lone = tree_from_json({"id": "r", "children": [{"id": "a", "children": [
         {"id": "b", "reward": 1.0}, {"id": "c", "reward": 0.0}]}]})
     assert hierarchical_advantages(lone, lam=1.0)["a"] == 0.0

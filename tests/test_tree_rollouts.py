@@ -6,14 +6,16 @@ import math
 import random
 
 import pytest
-
 from fake_engine import ScriptedEngine
+
 from tirl.protocol import TagProtocol
 from tirl.rollout import RolloutConfig, loss_mask, rollout
 from tirl.rollout.agent_loop import continue_from, prefix_trajectory
 from tirl.rollout.arpo import ARPOConfig, arpo_rollout, branch_probability, segment_entropy
 from tirl.rollout.elpo import ELPOConfig, bel_rollout, entropy_gap, n_continuations
-from tirl.rollout.tree import Branch, RolloutTree, read_trees, tree_metrics, write_trees
+from tirl.rollout.io import read_trees, tree_to_json, write_trees
+from tirl.rollout.tree import Branch, build_tree, tree_metrics
+from tirl.train.rows import flatten
 from tirl.types import Origin, Segment, Task
 
 TASK = Task(id="t1", prompt="What is 2+40?", answer="42", meta={"verifier": "exact"})
@@ -68,7 +70,7 @@ def test_continue_from_prefix_keeps_ids_and_restores_tool_state(tiny, echo_tool)
         asyncio.run(continue_from(eng, proto, [full], RolloutConfig()))
 
 
-# -- RolloutTree from lineage, JSON, flatten -------------------------------------------------
+# -- a RolloutTree from lineage, JSON, flatten -------------------------------------------------
 def _branched(tiny, echo_tool):
     """Three trajectories: two from the prompt, one continuing the first after its first step."""
     proto = TagProtocol([echo_tool])
@@ -77,7 +79,7 @@ def _branched(tiny, echo_tool):
     c = asyncio.run(continue_from(eng, proto, [prefix_trajectory(a, 1, sample=2)], RolloutConfig()))[0]
     for tr, r in zip((a, b, c), (1.0, 0.0, 0.5)):
         tr.reward = r
-    return RolloutTree.from_lineage(TASK.id, [Branch(a), Branch(b), Branch(c, parent=0, shared_steps=1)], {"strategy": "test"})
+    return build_tree(TASK.id, [Branch(a), Branch(b), Branch(c, parent=0, shared_steps=1)], strategy="test")
 
 
 def test_tree_structure_and_json_roundtrip(tiny, echo_tool, tmp_path):
@@ -85,17 +87,18 @@ def test_tree_structure_and_json_roundtrip(tiny, echo_tool, tmp_path):
     # root → a1 → {a2 → a3, c2 → c3};  root → b1 → b2 → b3
     assert [n.id for n in tree.leaves()] == ["0.0.0.0", "0.0.1.0", "0.1.0.0"]
     assert [len(n.children) for n in (tree.root, tree.node("0.0"))] == [2, 2]
-    assert tree.depth == 2 and tree.max_steps == 3 and tree.meta["rollouts"] == 3
+    assert tree.depth == 2 and tree.max_steps == 3 and tree.rollouts == 3
     shared = tree.node("0.0")
     assert shared.call.arguments["code"].strip() == "x = 40" and shared.parent is tree.root
     assert [s.origin for s in shared.segments] == [Origin.POLICY, Origin.TOOL]
     for leaf in tree.leaves():  # a root-to-leaf path is exactly the leaf trajectory's ids
         assert [t for n in leaf.path() for t in n.tokens] == leaf.trajectory.token_ids
-    assert tree.node("0.0.1.0").info == {"sample": 2, "fork_step": 1, "parent": 0}
+    c = tree.node("0.0.1.0")
+    assert (c.sample, c.fork_step, c.parent_sample) == (2, 1, 0)
 
     write_trees(tmp_path / "trees.jsonl", [tree])
     back = read_trees(tmp_path / "trees.jsonl")[0]
-    assert back.to_json() == tree.to_json()
+    assert tree_to_json(back) == tree_to_json(tree)
     for x, y in zip(tree.leaves(), back.leaves()):
         assert x.trajectory.token_ids == y.trajectory.token_ids and loss_mask(x.trajectory) == loss_mask(y.trajectory)
         assert x.reward == y.reward and x.trajectory.answer == y.trajectory.answer
@@ -105,7 +108,7 @@ def test_tree_structure_and_json_roundtrip(tiny, echo_tool, tmp_path):
 def test_flatten_masks_advantages_clip_and_dedupe(tiny, echo_tool):
     tree = _branched(tiny, echo_tool)
     adv = {n.id: float(i + 1) for i, n in enumerate(tree.nodes()) if n is not tree.root}
-    rows = tree.flatten(adv, clip_low=0.2, clip_high=0.3, clip_low_nodes={"0.0.1": 0.5})
+    rows = flatten(tree, adv, clip_low=0.2, clip_high=0.3, clip_low_nodes={"0.0.1": 0.5})
     assert len(rows) == 3
     for row, leaf in zip(rows, tree.leaves()):
         assert row.input_ids == leaf.trajectory.token_ids and row.loss_mask == [float(m) for m in loss_mask(leaf.trajectory)]
@@ -123,7 +126,7 @@ def test_flatten_masks_advantages_clip_and_dedupe(tiny, echo_tool):
         assert tool and not any(row.loss_mask[j] for j in tool)
 
     # dedupe: the shared step's tokens are trained in the first row only, detached in the other
-    dd = tree.flatten(adv, dedupe_prefix=True)
+    dd = flatten(tree, adv, dedupe_prefix=True)
     n_shared = len(tree.node("0.0").tokens)
     p = len(tree.root.tokens)
     assert not any(dd[0].detach) and all(dd[1].detach[p : p + n_shared]) and not any(dd[1].detach[p + n_shared :])
@@ -131,12 +134,12 @@ def test_flatten_masks_advantages_clip_and_dedupe(tiny, echo_tool):
     unique_policy = sum(len(s) for n in tree.nodes() for s in n.segments if s.origin is Origin.POLICY)
     assert trained == unique_policy  # every policy token of the tree trained exactly once
     # per-leaf (soft) credit: every token of a row takes its leaf's value; it cannot be deduplicated
-    soft = tree.flatten({leaf.id: 2.0 for leaf in tree.leaves()}, per_leaf=True)
+    soft = flatten(tree, {leaf.id: 2.0 for leaf in tree.leaves()}, per_leaf=True)
     assert {a for r in soft for a, m in zip(r.advantage, r.loss_mask) if m} == {2.0}
     with pytest.raises(ValueError, match="per-node"):
-        tree.flatten({}, per_leaf=True, dedupe_prefix=True)
+        flatten(tree, {}, per_leaf=True, dedupe_prefix=True)
     with pytest.raises(KeyError, match="no advantage"):
-        tree.flatten({"0.0": 1.0})
+        flatten(tree, {"0.0": 1.0})
 
 
 def _origins(tr):
@@ -148,10 +151,10 @@ def test_lineage_errors_are_clear(tiny, echo_tool):
     eng = ScriptedEngine(tiny.tokenizer, CALL_CALL_ANSWER)
     a, b = asyncio.run(rollout(eng, proto, [TASK], RolloutConfig(group_size=2)))[0]
     with pytest.raises(ValueError, match="earlier"):
-        RolloutTree.from_lineage(TASK.id, [Branch(a, parent=1, shared_steps=1), Branch(b)])
+        build_tree(TASK.id, [Branch(a, parent=1, shared_steps=1), Branch(b)])
     b.segments[0] = Segment(Origin.POLICY, b.segments[0].token_ids[:-1])
     with pytest.raises(ValueError, match="differs from its parent"):
-        RolloutTree.from_lineage(TASK.id, [Branch(a), Branch(b, parent=0, shared_steps=1)])
+        build_tree(TASK.id, [Branch(a), Branch(b, parent=0, shared_steps=1)])
 
 
 # -- ARPO ------------------------------------------------------------------------------------
@@ -177,9 +180,9 @@ def test_arpo_branches_where_entropy_rises(tiny, echo_tool):
     # weight 0.2, P(branch) = clip(0 + 0.2·0) = 0 at the first call and clip(0.2·5) = 1 at the second
     h = lambda text: 0.0 if "x = 40" in text else 5.0  # noqa: E731
     tree = _arpo(tiny, echo_tool, CALL_CALL_ANSWER, h, budget=4, initial=2, base_prob=0.0)
-    assert tree.meta["rollouts"] == 4 and len(tree.leaves()) == 4 and tree.meta["branches"] == 2
-    forks = [leaf.info for leaf in tree.leaves() if leaf.info["fork_step"]]
-    assert sorted((f["parent"], f["fork_step"]) for f in forks) == [(0, 2), (1, 2)]  # after the 2nd call only
+    assert tree.rollouts == 4 and len(tree.leaves()) == 4 and tree.meta["branches"] == 2
+    forks = [leaf for leaf in tree.leaves() if leaf.fork_step]
+    assert sorted((f.parent_sample, f.fork_step) for f in forks) == [(0, 2), (1, 2)]  # after the 2nd call only
     for leaf in tree.leaves():
         check_exact(leaf.trajectory)
         assert leaf.trajectory.answer == "42"
@@ -202,7 +205,7 @@ def test_arpo_tops_up_with_fresh_samples_never_duplicates(tiny, echo_tool):
     tree = _arpo(tiny, echo_tool, CALL_CALL_ANSWER, lambda t: 0.0, budget=5, initial=2, base_prob=0.0, entropy_weight=0.0)
     leaves = tree.leaves()
     assert len(leaves) == 5 and tree.meta["topups"] == 3 and tree.meta["branches"] == 0
-    assert all(leaf.info["fork_step"] == 0 for leaf in leaves) and tree.depth == 1
+    assert all(leaf.fork_step == 0 for leaf in leaves) and tree.depth == 1
     trajs = [leaf.trajectory for leaf in leaves]
     assert len({id(t) for t in trajs}) == 5 and sorted(t.sample for t in trajs) == [0, 1, 2, 3, 4]
     # three rounds per trajectory: the 2 initial paths, then one top-up at a time → 3 + 3·3 = 12 rounds;
@@ -214,7 +217,7 @@ def test_arpo_tops_up_with_fresh_samples_never_duplicates(tiny, echo_tool):
 
 def test_arpo_budget_is_never_exceeded(tiny, echo_tool):
     tree = _arpo(tiny, echo_tool, CALL_CALL_ANSWER, lambda t: 0.0, budget=3, initial=2, base_prob=1.0)
-    assert tree.meta["rollouts"] == 3 and len(tree.leaves()) == 3
+    assert tree.rollouts == 3 and len(tree.leaves()) == 3
 
 
 # -- ELPO BEL ---------------------------------------------------------------------------------
@@ -263,15 +266,15 @@ def test_bel_finds_the_irrecoverable_step(tiny, echo_tool):
     # probe m = (1+4)//2 = 2 → samples 3, 4 continue after step 2 (has 'bad') → fail → R = 2
     # probe m = (1+2)//2 = 1 → samples 5, 6 continue after step 1 → succeed → L = 2 → t_crit = 2
     # 3 budget left: samples 7, 8, 9 fresh failures; reference 7, no budget to search: t_crit = L = 1
-    assert tree.meta["rollouts"] == 10 and len(tree.leaves()) == 10
-    crit = tree.meta["critical"]
-    assert [(c["sample"], c["t_crit"], c["k"]) for c in crit] == [(0, 2, 4), (7, 1, 4)]
-    info = {leaf.info["sample"]: leaf.info for leaf in tree.leaves()}
-    assert [info[s]["fork_step"] for s in range(10)] == [0, 0, 0, 2, 2, 1, 1, 0, 0, 0]
-    assert [info[s]["success"] for s in range(10)] == [False] * 5 + [True] * 2 + [False] * 3
-    assert all(info[s]["parent"] == 0 for s in (3, 4, 5, 6))
+    assert tree.rollouts == 10 and len(tree.leaves()) == 10
+    crit = tree.critical
+    assert [(c.sample, c.t_crit, c.k) for c in crit] == [(0, 2, 4), (7, 1, 4)]
+    info = {leaf.sample: leaf for leaf in tree.leaves()}
+    assert [info[s].fork_step for s in range(10)] == [0, 0, 0, 2, 2, 1, 1, 0, 0, 0]
+    assert [info[s].success for s in range(10)] == [False] * 5 + [True] * 2 + [False] * 3
+    assert all(info[s].parent_sample == 0 for s in (3, 4, 5, 6))
     ref = tree.leaf_for_sample(0)
-    assert crit[0]["leaf"] == ref.id and len(ref.path()) == 6  # root + 4 calls + the answer
+    assert crit[0].leaf == ref.id and len(ref.path()) == 6  # root + 4 calls + the answer
     for leaf in tree.leaves():
         check_exact(leaf.trajectory)
     # continuations hang under the reference's step 1 and step 2 nodes
@@ -279,7 +282,7 @@ def test_bel_finds_the_irrecoverable_step(tiny, echo_tool):
     assert len(s1.children) == 3 and len(s2.children) == 3 and tree.depth == 3
 
     for leaf in tree.leaves():
-        leaf.trajectory.reward = 1.0 if leaf.info["success"] else 0.0
+        leaf.trajectory.reward = 1.0 if leaf.success else 0.0
         leaf.trajectory.rewards["correct"] = leaf.trajectory.reward
     m = tree_metrics([tree])
     assert m["tree/rollouts_per_task"] == 10 and m["tree/branch_success"] == 0.5 and m["tree/depth"] == 3
@@ -312,8 +315,8 @@ def test_infrastructure_failures_leave_the_tree(tiny, echo_tool):
     from tirl.types import StopReason
 
     a.stop_reason = b.stop_reason = StopReason.ERROR  # a is c's parent: their shared step stays
-    tree = RolloutTree.from_lineage(TASK.id, [Branch(a), Branch(b), Branch(c, parent=0, shared_steps=1)])
-    assert tree.meta["dropped"] == 2 and [leaf.trajectory for leaf in tree.leaves()] == [c]
+    tree = build_tree(TASK.id, [Branch(a), Branch(b), Branch(c, parent=0, shared_steps=1)])
+    assert tree.dropped == 2 and [leaf.trajectory for leaf in tree.leaves()] == [c]
     assert len(tree.root.children) == 1 and tree.root.children[0].children[0].children[0].is_leaf
     assert [t for n in tree.leaves()[0].path() for t in n.tokens] == c.token_ids
 
@@ -343,4 +346,4 @@ def test_arpo_credit_soft_and_hard_by_hand(tiny, echo_tool):
     assert trained(row_a, p, p + n) == [round(a_adv / 2, 6)] and trained(row_a, p + n) == [round(a_adv, 6)]
     assert trained(row_c, p + n) == [0.0] and trained(row_b, p) == [round(b_adv, 6)]
     assert all(row_c.detach[p : p + n]) and not any(row_a.detach)  # the shared step is trained once, in a's row
-    assert shared.info["advantage"] == pytest.approx(a_adv / 2, abs=1e-5)
+    assert shared.advantage == pytest.approx(a_adv / 2, abs=1e-5)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 
 class Origin(str, enum.Enum):
@@ -188,3 +188,151 @@ class TrainRow:
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+
+# -- rollout trees: what rollout/ builds and algo/ reads --------------------------------------
+
+
+class LeafRole(str, enum.Enum):
+    """What kind of experience an E3-TIR leaf is (ALGORITHMS.md §5); None on other trees."""
+
+    SELF = "self"  # self-exploration: sampled from the prompt
+    EXPERT = "expert"  # the expert trajectory itself (the expert-guided sample)
+    ANCHOR = "anchor"  # a policy continuation of an expert prefix
+
+
+@dataclass
+class CriticalStep:
+    """ELPO: what one binary search found on a reference failure (ALGORITHMS.md §4, BEL step 3):
+    steps ``t_crit..T`` of the path to leaf ``leaf`` are its critical suffix."""
+
+    leaf: str  # node id of the reference failure's leaf
+    t_crit: int  # the first irrecoverable step, counted from 1
+    k: int = 0  # the reference's tool-call steps (the search ran over 1..k)
+    sample: int | None = None  # the reference trajectory's sample index
+
+
+@dataclass(eq=False)
+class TreeNode:
+    """The root (``segments`` = the prompt as one PROMPT segment) or one step: an assistant action
+    (its POLICY or EXPERT segment), the tool call it made and the TOOL segment that answered.
+
+    ``trajectory`` is set on leaves only: the complete root-to-leaf trajectory, whose ``reward``
+    is the leaf's reward. The lineage fields say how a leaf's trajectory was sampled (the rollout
+    strategy records them); ``advantage`` and ``clip_low`` are what credit assignment trained the
+    node with (recorded for the saved tree, never read back by training).
+    """
+
+    id: str
+    segments: list[Segment] = field(default_factory=list)
+    call: ToolCall | None = None
+    observation: Observation | None = None
+    parent: TreeNode | None = field(default=None, repr=False)
+    children: list[TreeNode] = field(default_factory=list, repr=False)
+    trajectory: Trajectory | None = field(default=None, repr=False)
+    # lineage (leaves)
+    fork_step: int = 0  # steps shared with the trajectory it continues (0: sampled from the prompt)
+    parent_sample: int | None = None  # sample index of the trajectory it continues
+    success: bool | None = None  # ELPO's binary success predicate (BEL); None: not recorded
+    role: LeafRole | None = None  # E3-TIR's experience type
+    anchor_step: int | None = None  # E3-TIR: steps of the expert trajectory an anchor continuation keeps
+    # credit (any non-root node)
+    advantage: float | None = None
+    clip_low: float | None = None
+
+    @property
+    def tokens(self) -> list[int]:
+        return [t for s in self.segments for t in s.token_ids]
+
+    @property
+    def is_leaf(self) -> bool:
+        return not self.children
+
+    @property
+    def reward(self) -> float | None:
+        """The leaf's trajectory reward; None for internal nodes (their value is derived)."""
+        return self.trajectory.reward if self.trajectory is not None else None
+
+    @property
+    def sample(self) -> int | None:
+        """The leaf trajectory's sample index; None for internal nodes."""
+        return self.trajectory.sample if self.trajectory is not None else None
+
+    @property
+    def depth(self) -> int:
+        """Steps from the root (the root is 0, a first step 1)."""
+        d, n = 0, self
+        while n.parent is not None:
+            d, n = d + 1, n.parent
+        return d
+
+    def path(self) -> list[TreeNode]:
+        """Root to this node, inclusive."""
+        out: list[TreeNode] = []
+        n: TreeNode | None = self
+        while n is not None:
+            out.append(n)
+            n = n.parent
+        return out[::-1]
+
+
+@dataclass(eq=False)
+class RolloutTree:
+    """One task's rollouts as a tree of steps (DESIGN.md, "The core types"). A node's children are
+    continuations sampled from the fixed prefix that ends with it; a flat group is a tree whose
+    only branching node is the root. Built by ``tirl.rollout.tree.build_tree``, read and written
+    by ``tirl.rollout.io``, credited by ``tirl.algo``, laid over rows by ``tirl.train.rows``.
+
+    ``meta`` holds what the sampler reports for a reader of the saved tree (ARPO's branch and
+    top-up counts, E3-TIR's expert share...); no code reads it."""
+
+    task_id: str
+    root: TreeNode
+    gold: str | list[str] | None = None
+    strategy: str = ""  # the rollout strategy that sampled it (flat, arpo, elpo, e3)
+    rollouts: int = 0  # trajectories the policy sampled for it (infrastructure failures included)
+    dropped: int = 0  # trajectories left out after an infrastructure failure (DESIGN.md invariant 5)
+    critical: list[CriticalStep] = field(default_factory=list)  # ELPO's search results
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def nodes(self) -> Iterator[TreeNode]:
+        """Every node, root first, depth-first in child order."""
+        stack = [self.root]
+        while stack:
+            n = stack.pop()
+            yield n
+            stack.extend(reversed(n.children))
+
+    def leaves(self) -> list[TreeNode]:
+        return [n for n in self.nodes() if n.is_leaf and n is not self.root]
+
+    def trajectories(self) -> list[Trajectory]:
+        """The leaves' trajectories, in leaf order (the task's group for rewards and GRPO)."""
+        return [n.trajectory for n in self.leaves() if n.trajectory is not None]
+
+    def node(self, node_id: str) -> TreeNode:
+        for n in self.nodes():
+            if n.id == node_id:
+                return n
+        raise KeyError(f"tree of task {self.task_id!r} has no node {node_id!r}")
+
+    def leaf_for_sample(self, sample: int) -> TreeNode | None:
+        for leaf in self.leaves():
+            if leaf.sample == sample:
+                return leaf
+        return None
+
+    @property
+    def depth(self) -> int:
+        """Branch depth: the most branching nodes (more than one child) on a root-to-leaf path;
+        a flat group of two or more has depth 1."""
+
+        def walk(n: TreeNode) -> int:
+            here = 1 if len(n.children) > 1 else 0
+            return here + max((walk(c) for c in n.children), default=0)
+
+        return walk(self.root)
+
+    @property
+    def max_steps(self) -> int:
+        return max((leaf.depth for leaf in self.leaves()), default=0)

@@ -26,14 +26,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Literal, Mapping
+from typing import Iterable, Literal, Mapping
 
 import torch
 
 from tirl.algo.advantages import ADVANTAGES, AdvantageConfig
-
-if TYPE_CHECKING:
-    from tirl.rollout.tree import RolloutTree, TreeNode
+from tirl.types import RolloutTree, TreeNode
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """Credit on rollout trees: per-node advantages and per-node clip bounds.
 
-Every function takes a tree (anything with ``root``, nodes with ``id``, ``children`` and, on
-leaves, a numeric ``reward``; ``tirl.rollout.tree.RolloutTree`` is the one tirl builds) and
-returns ``dict[node_id, float]`` over every non-root node. ``RolloutTree.flatten`` gives each
-token of a step its node's value.
+Every function takes a ``tirl.types.RolloutTree`` (built by ``tirl.rollout.tree.build_tree`` or
+read by ``tirl.rollout.io.tree_from_json``; only its structure, the leaves' rewards and the typed
+lineage fields are read) and returns ``dict[node_id, float]`` over every non-root node it
+concerns. ``tirl.train.rows.flatten`` gives each token of a step its node's value.
 
 - ``hierarchical_advantages``: ELPO (arXiv 2602.09598, §4.2, Eq. 6-10). Node reward r: a leaf's
   is its trajectory reward R, an internal node's is the mean of its *direct children's* r
@@ -20,26 +20,26 @@ token of a step its node's value.
   a node's value is the mean of the leaf advantages of the branches through it, so a token
   shared by d branches gets their mean and a token after the last fork its own leaf's value.
 - ``elc_clip_low``: ELPO's error-localised clipping (§4.3; the surrogate is Eq. 12): on the steps
-  ``t_crit..T`` of each reference failure the lower clip bound widens from ``eps_low`` to
-  ``eps_low + eps_elc``; elsewhere it stays ``eps_low``.
+  ``t_crit..T`` of each reference failure (``tree.critical``, recorded by the BEL rollout) the
+  lower clip bound widens from ``eps_low`` to ``eps_low + eps_elc``; elsewhere it stays
+  ``eps_low``.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Literal, Mapping
+from typing import Literal, Mapping
 
-if TYPE_CHECKING:
-    from tirl.rollout.tree import RolloutTree, TreeNode
+from tirl.types import RolloutTree, TreeNode
 
 
-def _leaves(node: "TreeNode") -> list["TreeNode"]:
+def _leaves(node: TreeNode) -> list[TreeNode]:
     if not node.children:
         return [node]
     return [leaf for c in node.children for leaf in _leaves(c)]
 
 
-def _check_tree(tree: "RolloutTree") -> list["TreeNode"]:
+def _check_tree(tree: RolloutTree) -> list[TreeNode]:
     if not tree.root.children:
         raise ValueError("the tree has no nodes below its root")
     leaves = _leaves(tree.root)
@@ -56,7 +56,7 @@ def _pop_stats(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
 
 
-def _mean_below(node: "TreeNode", leaf_value: Mapping[int, float], out: dict[str, float]) -> tuple[float, int]:
+def _mean_below(node: TreeNode, leaf_value: Mapping[int, float], out: dict[str, float]) -> tuple[float, int]:
     """Sum and count of leaf values below ``node``; records each non-root node's mean in ``out``."""
     if not node.children:
         total, count = leaf_value[id(node)], 1
@@ -70,7 +70,7 @@ def _mean_below(node: "TreeNode", leaf_value: Mapping[int, float], out: dict[str
     return total, count
 
 
-def hierarchical_advantages(tree: "RolloutTree", lam: float = 0.5, eps: float = 1e-6) -> dict[str, float]:
+def hierarchical_advantages(tree: RolloutTree, lam: float = 0.5, eps: float = 1e-6) -> dict[str, float]:
     """ELPO's A_hier for every non-root node, keyed by node id (see the module docstring)."""
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"lam must be in [0, 1], got {lam}")
@@ -79,7 +79,7 @@ def hierarchical_advantages(tree: "RolloutTree", lam: float = 0.5, eps: float = 
     # Eq. 6: node reward, leaves up
     r: dict[int, float] = {}
 
-    def node_reward(n: "TreeNode") -> float:
+    def node_reward(n: TreeNode) -> float:
         r[id(n)] = float(n.reward) if not n.children else sum(node_reward(c) for c in n.children) / len(n.children)
         return r[id(n)]
 
@@ -108,7 +108,7 @@ def hierarchical_advantages(tree: "RolloutTree", lam: float = 0.5, eps: float = 
     return {nid: lam * a_b[nid] + (1.0 - lam) * a_t[nid] for nid in a_t}
 
 
-def leaf_mean_advantages(tree: "RolloutTree", leaf_advantage: Mapping[str, float]) -> dict[str, float]:
+def leaf_mean_advantages(tree: RolloutTree, leaf_advantage: Mapping[str, float]) -> dict[str, float]:
     """ARPO hard attribution: each non-root node gets the mean of ``leaf_advantage`` (keyed by
     leaf id) over the leaves below it."""
     leaves = _check_tree(tree)
@@ -121,19 +121,18 @@ def leaf_mean_advantages(tree: "RolloutTree", leaf_advantage: Mapping[str, float
 
 
 def elc_clip_low(
-    tree: "RolloutTree",
-    critical: list[dict[str, Any]],
+    tree: RolloutTree,
     eps_low: float = 0.2,
     eps_elc: float = 0.115,
     scope: Literal["reference", "failed_branches"] = "reference",
 ) -> dict[str, float]:
     """Lower clip bound ``eps_low + eps_elc`` for the nodes ELC widens (nodes not named keep
-    ``eps_low``). ``critical`` lists the reference failures: ``{"leaf": leaf id, "t_crit": L}``
-    with steps numbered from 1. The critical suffix is the reference path's steps at depth
+    ``eps_low``). ``tree.critical`` lists the reference failures (a leaf id and ``t_crit``,
+    steps numbered from 1). The critical suffix is the reference path's steps at depth
     >= t_crit. With scope ``failed_branches`` the own steps of failed continuations of that
     reference sampled from a prefix at or after t_crit (they share the irrecoverable prefix)
-    are widened too; a leaf failed unless its ``info['success']`` is true (the rollout
-    strategy records BEL's binary success predicate there).
+    are widened too; a leaf failed unless its ``success`` is true (the BEL rollout records its
+    binary success predicate there).
     """
     if scope not in ("reference", "failed_branches"):
         raise ValueError(f"unknown ELC scope {scope!r} (reference, failed_branches)")
@@ -141,11 +140,11 @@ def elc_clip_low(
     by_id = {n.id: n for n in _all_nodes(tree.root)}
     out: dict[str, float] = {}
     _check_tree(tree)
-    for c in critical:
-        leaf = by_id.get(c["leaf"])
+    for c in tree.critical:
+        leaf = by_id.get(c.leaf)
         if leaf is None or leaf.children:
-            raise ValueError(f"critical entry names {c['leaf']!r}, which is not a leaf of the tree")
-        t_crit = int(c["t_crit"])
+            raise ValueError(f"critical step names {c.leaf!r}, which is not a leaf of the tree")
+        t_crit = int(c.t_crit)
         if t_crit < 1:
             raise ValueError(f"t_crit counts steps from 1, got {t_crit}")
         path = _path(leaf)
@@ -153,10 +152,10 @@ def elc_clip_low(
             if depth >= t_crit:
                 out[node.id] = wide
         if scope == "failed_branches":
-            ref_sample = leaf.info.get("sample")
+            ref_sample = leaf.sample
             for other in _leaves(tree.root):
-                fork = other.info.get("fork_step", 0)
-                if other is leaf or other.info.get("parent") != ref_sample or fork < t_crit or other.info.get("success", False):
+                fork = other.fork_step
+                if other is leaf or other.parent_sample != ref_sample or fork < t_crit or other.success:
                     continue
                 for depth, node in enumerate(_path(other)):
                     if depth > fork:
@@ -164,11 +163,11 @@ def elc_clip_low(
     return out
 
 
-def _all_nodes(node: "TreeNode") -> list["TreeNode"]:
+def _all_nodes(node: TreeNode) -> list[TreeNode]:
     return [node] + [n for c in node.children for n in _all_nodes(c)]
 
 
-def _path(node: "TreeNode") -> list["TreeNode"]:
+def _path(node: TreeNode) -> list[TreeNode]:
     out = []
     while node is not None:
         out.append(node)

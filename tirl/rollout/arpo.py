@@ -34,8 +34,8 @@ from tirl.config.strategy import ARPOConfig
 from tirl.engine.base import Engine
 from tirl.protocol.base import Protocol
 from tirl.rollout.agent_loop import LoopState, RolloutConfig, advance, close_sessions, continue_states, finalize, prefix_trajectory, start_states
-from tirl.rollout.tree import Branch, RolloutTree
-from tirl.types import Segment, Task
+from tirl.rollout.tree import Branch, build_tree
+from tirl.types import RolloutTree, Segment, Task
 
 
 def vocab_size(tokenizer) -> int:
@@ -126,6 +126,6 @@ async def arpo_rollout(
             if p.task == ti:
                 finalize(p.state, protocol, tok)
         n_forks = sum(1 for b in records[ti] if b.parent is not None)
-        meta = {"strategy": "arpo", "rollouts": len(records[ti]), "branches": n_forks, "topups": len(records[ti]) - n_forks - acfg.initial, "rounds": rounds}
-        trees.append(RolloutTree.from_lineage(task.id, records[ti], meta))
+        meta = {"branches": n_forks, "topups": len(records[ti]) - n_forks - acfg.initial, "rounds": rounds}
+        trees.append(build_tree(task.id, records[ti], strategy="arpo", meta=meta))
     return trees

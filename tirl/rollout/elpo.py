@@ -30,15 +30,15 @@ goes through the agent loop at once.
 from __future__ import annotations
 
 import math
-from typing import Generator, Sequence
+from typing import Generator, NamedTuple, Sequence
 
 from tirl.config.strategy import ELPOConfig
 from tirl.engine.base import Engine
 from tirl.protocol.base import Protocol
 from tirl.rewards.verify import score_answer
 from tirl.rollout.agent_loop import RolloutConfig, continue_states, prefix_trajectory, run_states, start_states
-from tirl.rollout.tree import Branch, RolloutTree
-from tirl.types import Origin, StopReason, Task, Trajectory
+from tirl.rollout.tree import Branch, build_tree
+from tirl.types import CriticalStep, Origin, RolloutTree, StopReason, Task, Trajectory
 
 
 def _mean(xs: list[float]) -> float:
@@ -76,11 +76,18 @@ Request = tuple[int | None, int]
 """(parent record, steps kept): a fresh sample (None, 0) or a continuation of a recorded trajectory."""
 
 
-def bel_search(records: list[Branch], success: list[bool | None], cfg: ELPOConfig, critical: list[dict]) -> Generator[list[Request], list[int], None]:
+class Search(NamedTuple):
+    """One binary search's result, before the tree (and so the reference's leaf id) exists."""
+
+    sample: int  # the reference failure
+    t_crit: int
+    k: int
+
+
+def bel_search(records: list[Branch], success: list[bool | None], cfg: ELPOConfig, critical: list[Search]) -> Generator[list[Request], list[int], None]:
     """Alg. 1 for one task. Yields the rollouts it wants next; is sent the indices of the
     records that hold them once they are finished and scored (``success[i]`` is True, False, or
-    None for an infrastructure failure). Appends ``{"sample", "t_crit", "k"}`` per search to
-    ``critical``."""
+    None for an infrastructure failure). Appends a ``Search`` per search to ``critical``."""
     used = 0
     while used < cfg.budget:
         failures: list[int] = []
@@ -110,7 +117,7 @@ def bel_search(records: list[Branch], success: list[bool | None], cfg: ELPOConfi
                 lo = m + 1
             else:
                 hi = m
-        critical.append({"sample": traj.sample, "t_crit": lo, "k": k})
+        critical.append(Search(traj.sample, lo, k))
 
 
 async def bel_rollout(engine: Engine, protocol: Protocol, tasks: Sequence[Task], rcfg: RolloutConfig, cfg: ELPOConfig) -> list[RolloutTree]:
@@ -118,7 +125,7 @@ async def bel_rollout(engine: Engine, protocol: Protocol, tasks: Sequence[Task],
     tok = engine.tokenizer
     records: list[list[Branch]] = [[] for _ in tasks]
     success: list[list[bool | None]] = [[] for _ in tasks]
-    critical: list[list[dict]] = [[] for _ in tasks]
+    critical: list[list[Search]] = [[] for _ in tasks]
     searches = [bel_search(records[i], success[i], cfg, critical[i]) for i in range(len(tasks))]
     pending: dict[int, list[Request]] = {}
     for i, s in enumerate(searches):
@@ -158,14 +165,12 @@ async def bel_rollout(engine: Engine, protocol: Protocol, tasks: Sequence[Task],
         pending = nxt
     trees = []
     for i, task in enumerate(tasks):
-        tree = RolloutTree.from_lineage(task.id, records[i], {"strategy": "elpo", "rollouts": len(records[i]), "rounds": rounds})
+        tree = build_tree(task.id, records[i], strategy="elpo", meta={"rounds": rounds})
         for leaf in tree.leaves():
-            leaf.info["success"] = bool(success[i][leaf.info["sample"]])
-        crit = []
+            leaf.success = bool(success[i][leaf.sample])
         for c in critical[i]:
-            leaf = tree.leaf_for_sample(c["sample"])
+            leaf = tree.leaf_for_sample(c.sample)
             if leaf is not None:  # always: a reference is a scored failure, never dropped
-                crit.append({"leaf": leaf.id, **c})
-        tree.meta["critical"] = crit
+                tree.critical.append(CriticalStep(leaf.id, c.t_crit, c.k, c.sample))
         trees.append(tree)
     return trees

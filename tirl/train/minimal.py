@@ -109,7 +109,7 @@ def group_advantages(groups: list[list[Trajectory]], eps: float = 1e-6) -> tuple
     """GRPO (Shao et al. 2024, Eq. 3; ALGORITHMS.md §1): A_i = (R_i - mean R) / (std R + eps) over
     the group, population std. As in the trainer, infrastructure failures (stop reason error) are
     dropped *before* the statistics, never scored as 0 (DESIGN.md invariant 5; the trainer's
-    ``RolloutTree.from_lineage``), and a group left with < 2 samples is dropped (``sample_batch``)."""
+    ``tirl.rollout.tree.build_tree``), and a group left with < 2 samples is dropped (``sample_batch``)."""
     kept, adv = [], []
     for group in groups:
         live = [t for t in group if t.stop_reason is not StopReason.ERROR]

@@ -2,8 +2,9 @@
 
 The step reads top to bottom in ``train_step``; every piece it calls lives in its own module
 (rollout, rewards, algo, rows, update). Recipes differ only in config: the rollout strategy
-(``strategy.name``: flat groups, ARPO or ELPO trees, ``tirl.train.strategies``) samples one
-tree per task and turns the rewarded trees into rows.
+(``strategy.name``: flat groups, ARPO, ELPO or E3-TIR trees, ``tirl.train.strategies``) samples
+one tree per task and turns the rewarded trees into rows; it sees the run only through the
+``StepContext`` built here.
 """
 
 from __future__ import annotations
@@ -25,19 +26,20 @@ from tirl.eval.runner import EvalReport, evaluate_async
 from tirl.rewards.compose import apply_rewards
 from tirl.rewards.schedule import Progress
 from tirl.rollout.fit import NoTaskFits
-from tirl.rollout.tree import RolloutTree, tree_metrics
+from tirl.rollout.tree import tree_metrics
 from tirl.train import components as C
 from tirl.train.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
 from tirl.train.data import TaskStream
 from tirl.train.plots import plot_metrics
 from tirl.train.policy import Policy, make_optimizer, make_scheduler
 from tirl.train.resolve import export_final_model
-from tirl.train.strategies import make_strategy
-from tirl.train.sft import file_trajectories, reference_trajectories, run_sft
 from tirl.train.run_dir import claim
 from tirl.train.run_log import RunLog
+from tirl.train.scoring import TeacherForcingScorer
+from tirl.train.sft import file_trajectories, reference_trajectories, run_sft
+from tirl.train.strategies import StepContext, make_strategy
 from tirl.train.update import policy_update
-from tirl.types import Origin, Task, Trajectory
+from tirl.types import Origin, RolloutTree, Task, Trajectory
 
 
 def engine_counters(engine) -> dict[str, int]:
@@ -72,8 +74,8 @@ class RLTrainer:
         self.progress = Progress(step=0, total=cfg.train.steps)  # read by scheduled rewards (ET-Agent σ decay)
         self.rewards = C.rewards(cfg, self.rt.protocol, self.progress)
         self.strategy = make_strategy(cfg)  # flat groups, ARPO or ELPO trees, E3-TIR (strategy.name)
-        if callable(getattr(self.strategy, "bind", None)):
-            self.strategy.bind(self)  # E3-TIR reads the live step, the policy model and the cost totals
+        # E3-TIR scores expert anchors by teacher forcing through the live policy
+        self.scorer = TeacherForcingScorer(self.policy.model, self.tokenizer.pad_token_id, cfg.optim.micro_batch_size, cfg.optim.bf16)
         train_fit = C.fit(self.rt, C.tasks(cfg, "train", cfg.task.n_train))
         eval_fit = C.fit(self.rt, C.tasks(cfg, cfg.task.eval_split, cfg.task.n_eval))
         try:
@@ -94,6 +96,14 @@ class RLTrainer:
             self._resume()
 
     # -- one RL step ------------------------------------------------------------------------
+    def step_context(self, rng: random.Random) -> StepContext:
+        """All a strategy learns about the run at this step."""
+        cfg = self.cfg
+        return StepContext(
+            engine=self.rt.engine, protocol=self.rt.protocol, rollout=C.rollout_config(cfg), rng=rng, step=self.step,
+            total_steps=cfg.train.steps, scorer=self.scorer, expert_samples=int(self.totals.get("expert_samples", 0)), run_dir=self.run_dir,
+        )
+
     def sample_batch(self) -> tuple[list[Task], list[RolloutTree], dict]:
         """Roll out tasks_per_step tasks with the configured strategy (one tree per task) and
         reward each tree's leaves as the task's group; with dynamic sampling keep only trees
@@ -107,12 +117,12 @@ class RLTrainer:
         while len(kept) < want:
             tasks = self.stream.take(want - len(kept) if cfg.algo.dynamic_sampling else want)
             rng = random.Random(f"{cfg.train.seed}/{self.step}/{rounds}")  # branching decisions, reproducible on resume
-            trees = self.runner.run(self.strategy.sample(self.rt.engine, self.rt.protocol, tasks, C.rollout_config(cfg), rng))
+            trees = self.runner.run(self.strategy.sample(tasks, self.step_context(rng)))
             apply_rewards([(task, tree.trajectories()) for task, tree in zip(tasks, trees)], self.rewards)
             for task, tree in zip(tasks, trees):
                 live = tree.trajectories()  # infrastructure failures are not in the tree
-                stats["rollouts"] += tree.meta["rollouts"]
-                stats["infra_dropped"] += tree.meta.get("dropped", 0)
+                stats["rollouts"] += tree.rollouts
+                stats["infra_dropped"] += tree.dropped
                 if len(live) < 2:
                     stats["groups_too_small"] += 1
                     continue
@@ -165,10 +175,9 @@ class RLTrainer:
             if stats.n_offpolicy_tokens:
                 metrics.update({"loss/offpolicy": stats.offpolicy_loss, "policy/offpolicy_weight": stats.offpolicy_weight, "train/offpolicy_tokens": float(stats.n_offpolicy_tokens)})
                 self.totals["offpolicy_tokens"] += stats.n_offpolicy_tokens
-        if callable(getattr(self.strategy, "step_report", None)):
-            extra, costs = self.strategy.step_report(trees)  # E3-TIR: its metrics and expert costs
-            metrics.update(extra)
-            self.totals.update(costs)
+        report = self.strategy.after_step()  # E3-TIR: its metrics and expert costs
+        metrics.update(report.metrics)
+        self.totals.update(report.costs)
         metrics["lr"] = self.scheduler.get_last_lr()[0]
         self.scheduler.step()
         self.step += 1
@@ -337,8 +346,7 @@ class RLTrainer:
         try:
             self.log.close()
             self.runner.run(_cancel_stray_tasks())  # e.g. an engine's decode driver after Ctrl-C
-            if callable(getattr(self.strategy, "aclose", None)):
-                self.runner.run(self.strategy.aclose())
+            self.runner.run(self.strategy.aclose())
             self.runner.run(self.rt.aclose())
             self.runner.close()
         finally:

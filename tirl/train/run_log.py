@@ -9,9 +9,8 @@ import math
 from pathlib import Path
 from typing import Iterable
 
-from tirl.rollout.io import write_jsonl
-from tirl.rollout.tree import RolloutTree, write_trees
-from tirl.types import Trajectory
+from tirl.rollout.io import write_jsonl, write_trees
+from tirl.types import RolloutTree, Trajectory
 
 
 class RunLog:
