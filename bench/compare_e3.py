@@ -111,8 +111,8 @@ def run_one(args, run: str, evaluate_start: bool) -> dict:
     finally:
         trainer.log.close()
         if callable(getattr(trainer.strategy, "aclose", None)):
-            trainer.loop.run_until_complete(trainer.strategy.aclose())
-        trainer.loop.run_until_complete(trainer.rt.aclose())
+            trainer.runner.run(trainer.strategy.aclose())
+        trainer.runner.run(trainer.rt.aclose())
     return out
 
 

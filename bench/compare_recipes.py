@@ -98,7 +98,7 @@ def run_recipe(args, recipe: str, evaluate_start: bool) -> dict:
         out["train_tokens"] = int(trainer.totals["train_tokens"])
     finally:
         trainer.log.close()
-        trainer.loop.run_until_complete(trainer.rt.aclose())
+        trainer.runner.run(trainer.rt.aclose())
     return out
 
 

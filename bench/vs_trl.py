@@ -203,7 +203,7 @@ def run(args, tirl_bf16: bool | None, trl_bf16: bool) -> dict[str, Timings]:
             callback = make_callback(args, tirl, results)
             trl_trainer(args, trl_bf16, tasks, tirl.rt.protocol, out_dir, callback).train()
         finally:
-            tirl.loop.run_until_complete(tirl.rt.aclose())
+            tirl.runner.run(tirl.rt.aclose())
     return results
 
 

@@ -181,8 +181,8 @@ def test_e3_steps_on_tiny_random(tmp_path):
         m1 = tr.train_step()
         m2 = tr.train_step()
     finally:
-        tr.loop.run_until_complete(tr.strategy.aclose())
-        tr.loop.run_until_complete(tr.rt.aclose())
+        tr.runner.run(tr.strategy.aclose())
+        tr.runner.run(tr.rt.aclose())
     assert m1["e3/phase"] == 1.0 and m1["e3/share"] == 1.0 and m1["e3/tasks_with_expert"] == 1.0
     assert m1["rollout/rollouts"] == 8 and m1["tree/rollouts_per_task"] == 4  # 2 self + 2 continuations per task
     assert m1["e3/anchors_per_task"] == 1.0 and m1["tree/branches_per_task"] == 2  # level 1: one boundary
@@ -203,8 +203,8 @@ def test_e3_ablations_run(tmp_path, over):
     try:
         m = tr.train_step()
     finally:
-        tr.loop.run_until_complete(tr.strategy.aclose())
-        tr.loop.run_until_complete(tr.rt.aclose())
+        tr.runner.run(tr.strategy.aclose())
+        tr.runner.run(tr.rt.aclose())
     assert m["rollout/rollouts"] == 4 and m["e3/tasks_with_expert"] == 1.0
     if "strategy.e3.branching=false" in over:
         assert m["e3/anchors_per_task"] == 0.0 and m["tree/branches_per_task"] == 0

@@ -31,7 +31,7 @@ def test_one_tree_step_on_tiny_random(tmp_path, recipe, extra):
     try:
         m = tr.train_step()
     finally:
-        tr.loop.run_until_complete(tr.rt.aclose())
+        tr.runner.run(tr.rt.aclose())
     assert m["tree/rollouts_per_task"] == 4 and m["rollout/rollouts"] == 8
     assert m["train/rows"] == m["rollout/n"] and m["train/tokens"] > 0
     assert "tree/depth" in m and "engine/prefix_tokens_recomputed" in m
@@ -65,7 +65,7 @@ def test_elpo_step_with_a_branching_tree(tmp_path, monkeypatch):
     try:
         m = tr.train_step()
     finally:
-        tr.loop.run_until_complete(tr.rt.aclose())
+        tr.runner.run(tr.rt.aclose())
     # every sample fails (zzz is never the gold), so each search probes and finds nothing recoverable
     assert m["tree/rollouts_per_task"] == 6 and m["tree/critical_per_task"] >= 1 and m["tree/depth"] >= 2
     widened = {round(x, 6) for r in seen for x, msk in zip(r.clip_low, r.loss_mask) if msk}
