@@ -13,7 +13,7 @@ limit shared by every caller) on one private event loop in a daemon thread (``lo
 running event loop; ``agenerate`` (one request, as HFEngine's), ``agenerate_many`` and ``achat``
 are awaitable and do not block the caller's loop. A request's ``seed`` is sent as the API's
 ``seed`` (vLLM samples a seeded request reproducibly; llama-cpp-python's server, in our test,
-did not).
+did not). The engine has no generator of its own, so the agent loop's requests go unseeded.
 
 **Prompt.** The OpenAI API allows a prompt as an array of token ids; vLLM accepts it.
 llama.cpp's Python server (``llama_cpp.server``) accepts only text (it answers an array with a
@@ -37,7 +37,7 @@ from typing import Any, Sequence
 
 import httpx
 
-from tirl.engine.base import Completion, GenerationRequest, SamplingParams
+from tirl.engine.base import Completion, Engine, GenerationRequest, SamplingParams
 from tirl.engine.openai.api import completion_body, first_choice
 from tirl.engine.openai.chat import CHAT_DEFAULT, chat_all, check_conversations
 from tirl.engine.openai.config import OpenAIEngineConfig
@@ -50,9 +50,11 @@ from tirl.engine.openai.stats import OpenAIEngineStats
 log = logging.getLogger(__name__)
 
 
-class OpenAIEngine:
+class OpenAIEngine(Engine):
     """Engine over an OpenAI-compatible HTTP API. ``tokenizer`` must be the server model's
     tokenizer for ``generate``; ``transport`` replaces the network (tests)."""
+
+    async_native = True  # concurrent agenerate calls are concurrent requests, batched by the server
 
     def __init__(self, config: OpenAIEngineConfig | None = None, tokenizer: Any = None, *, transport: httpx.AsyncBaseTransport | None = None):
         self._loop = EngineLoop()
