@@ -1,13 +1,15 @@
 """A scripted engine for loop tests: the k-th generation call of a trajectory returns turn k.
 The turn index is read off the prefix: the number of observations appended after the prompt
-(the first prefix seen of a trajectory is its prompt)."""
+(the first prefix seen of a trajectory is its prompt). It inherits the Engine defaults: no
+generator (unseeded requests), unknown context, rounds of ``generate`` in the agent loop."""
 
-from tirl.engine.base import Completion, FinishReason
+from tirl.engine.base import Completion, Engine, FinishReason
 
 
-class ScriptedEngine:
+class ScriptedEngine(Engine):
     def __init__(self, tokenizer, turns, marker="<result>", char_level=False):
         self.tokenizer = tokenizer
+        self.tokens_generated = 0
         self.turns = turns
         self.marker = marker
         self.char_level = char_level
@@ -43,4 +45,5 @@ class ScriptedEngine:
             if len(ids) > r.sampling.max_new_tokens:
                 ids, finish, stop = ids[: r.sampling.max_new_tokens], FinishReason.LENGTH, None
             out.append(Completion(ids, [-0.5] * len(ids), [1.0] * len(ids), finish, stop))
+            self.tokens_generated += len(ids)
         return out

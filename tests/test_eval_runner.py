@@ -5,14 +5,14 @@ import json
 
 import pytest
 
-from tirl.engine.base import Completion, FinishReason
+from tirl.engine.base import Completion, Engine, FinishReason
 from tirl.eval import evaluate
 from tirl.protocol import TagProtocol
 from tirl.rollout import RolloutConfig
 from tirl.tasks import load_tasks
 
 
-class PerSampleEngine:
+class PerSampleEngine(Engine):
     """Scripted engine whose turns depend on task and sample: ``scripts[key][g]`` is the list of
     turns of sample g of the task whose prompt contains ``key``. A request continues the
     trajectory whose ids so far are the longest prefix of it; otherwise it starts the next sample."""

@@ -8,6 +8,7 @@ import time
 from fake_engine import ScriptedEngine
 
 from tirl.engine import HFEngine, HFEngineConfig
+from tirl.engine.base import Engine
 from tirl.protocol import TagProtocol
 from tirl.rollout import RolloutConfig, rollout
 from tirl.types import Observation, Task
@@ -17,6 +18,8 @@ TASKS = [Task(id="a", prompt="What is 2+40?", answer="42"), Task(id="b", prompt=
 
 class AsyncScripted(ScriptedEngine):
     """The scripted engine behind the asynchronous interface, with per-task scripts."""
+
+    async_native = True
 
     def __init__(self, tokenizer, scripts: dict[str, list[str]], prompts: dict[str, list[int]]):
         super().__init__(tokenizer, [])
@@ -83,8 +86,8 @@ def test_async_path_builds_the_same_trajectories_as_rounds(tiny, echo_tool):
             ]
 
 
-class SyncOnly:
-    """An engine exposing only the synchronous interface (the round-based path)."""
+class SyncOnly(Engine):
+    """An engine with only the synchronous interface of its own (the round-based path)."""
 
     def __init__(self, engine):
         self.engine, self.tokenizer = engine, engine.tokenizer

@@ -146,8 +146,8 @@ def test_prefix_cache_serves_repeated_prefixes(engine, smol):
     engine.generate([GenerationRequest(prefix, SamplingParams(max_new_tokens=4), seed=9)])
     engine.generate([GenerationRequest(prefix, SamplingParams(max_new_tokens=4), seed=s) for s in range(3)])
     after = engine.counters()
-    assert after["prefix_tokens_reused"] - before["prefix_tokens_reused"] >= 3 * (len(prefix) // 2)
-    assert after["prefill_tokens"] - before["prefill_tokens"] <= 4 * len(prefix) - 3 * (len(prefix) // 2)
+    assert after.prefix_tokens_reused - before.prefix_tokens_reused >= 3 * (len(prefix) // 2)
+    assert after.prefill_tokens - before.prefill_tokens <= 4 * len(prefix) - 3 * (len(prefix) // 2)
 
 
 def test_agenerate_matches_generate_and_runs_the_agent_loop(engine, smol, echo_tool):
@@ -180,14 +180,14 @@ def test_agenerate_matches_generate_and_runs_the_agent_loop(engine, smol, echo_t
 def test_next_rollout_uses_changed_weights(engine, hf, smol):
     reqs = [GenerationRequest(_prompt(smol.tokenizer, q), SamplingParams(temperature=0.0, max_new_tokens=12)) for q in QUESTIONS[:2]]
     before = [c.token_ids for c in engine.generate(reqs)]
-    syncs = engine.counters()["weight_syncs"]
+    syncs = engine.counters().weight_syncs
     norm = smol.model.model.norm.weight
     saved = norm.detach().clone()
     try:
         with torch.no_grad():  # an in-place change, as an optimiser step makes
             norm.mul_(-1.0)  # negated logits: greedy picks what was least likely
         changed, ref = engine.generate(reqs), hf.generate(reqs)
-        assert engine.counters()["weight_syncs"] == syncs + 1
+        assert engine.counters().weight_syncs == syncs + 1
         assert [c.token_ids for c in changed] == [c.token_ids for c in ref]
         assert [c.token_ids for c in changed] != before
     finally:

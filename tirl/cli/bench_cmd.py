@@ -86,13 +86,13 @@ def _run_engine(label: str, engine, lm, tasks, cfg, workers: int) -> EngineResul
     groups, wall, tool_s, proto = asyncio.run(job())
     apply_rewards(list(zip(tasks, groups)), default_rewards(proto))
     trajs = [t for g in groups for t in g]
-    counters = engine.counters() if callable(getattr(engine, "counters", None)) else {}  # prefill work, where the engine counts it
+    counters = engine.counters()  # prefill work, where the engine counts it (else None)
     return EngineResult(
         engine=label, trajectories=len(trajs), policy_tokens=sum(t.n_policy_tokens for t in trajs), wall_s=wall, tool_wait_s=tool_s,
         tool_calls=sum(len([s for s in t.steps if s.call is not None]) for t in trajs),
         accuracy=sum(t.rewards.get("correct", 0.0) for t in trajs) / max(1, len(trajs)),
-        prefill_tokens=counters.get("prefill_tokens"), prefix_tokens_reused=counters.get("prefix_tokens_reused"),
-        prefix_tokens_recomputed=counters.get("prefix_tokens_recomputed"),
+        prefill_tokens=counters.prefill_tokens, prefix_tokens_reused=counters.prefix_tokens_reused,
+        prefix_tokens_recomputed=counters.prefix_tokens_recomputed,
     )
 
 

@@ -129,7 +129,7 @@ async def repair_groups(
 async def _repairs(jobs, protocol: Protocol, tokenizer, repairer: Engine | ExpertSource, cfg, max_response_tokens: int, max_turn_tokens: int) -> list[Trajectory | None]:
     """One repaired trajectory per job, on the task's own prompt in the policy's tokens (None: the
     repairer's run stopped on an infrastructure error)."""
-    if hasattr(repairer, "solve"):  # an expert source writes a solution of the task itself
+    if not isinstance(repairer, Engine):  # an expert source writes a solution of the task itself
         sols = await repairer.solve([task for task, *_ in jobs], protocol, tokenizer)
         out: list[Trajectory | None] = []
         for (task, orig, *_), sol in zip(jobs, sols):

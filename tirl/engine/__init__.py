@@ -1,5 +1,5 @@
-from tirl.engine.base import Completion, Engine, FinishReason, GenerationRequest, SamplingParams
+from tirl.engine.base import Completion, Engine, EngineCounters, FinishReason, GenerationRequest, SamplingParams
 from tirl.engine.hf import HFEngine, HFEngineConfig
 from tirl.engine.openai import OpenAIEngine, OpenAIEngineConfig, OpenAIEngineError
 
-__all__ = ["Completion", "Engine", "FinishReason", "GenerationRequest", "HFEngine", "HFEngineConfig", "OpenAIEngine", "OpenAIEngineConfig", "OpenAIEngineError", "SamplingParams"]
+__all__ = ["Completion", "Engine", "EngineCounters", "FinishReason", "GenerationRequest", "HFEngine", "HFEngineConfig", "OpenAIEngine", "OpenAIEngineConfig", "OpenAIEngineError", "SamplingParams"]

@@ -19,7 +19,7 @@ from typing import Sequence
 import torch
 
 from tirl.config.engine import HFEngineConfig
-from tirl.engine.base import Completion, FinishReason, GenerationRequest
+from tirl.engine.base import Completion, Engine, EngineCounters, FinishReason, GenerationRequest
 from tirl.engine.batcher import ContinuousBatcher
 from tirl.engine.device import resolve_bf16
 from tirl.engine.llama_fast import FastLlama, supports
@@ -28,7 +28,11 @@ from tirl.engine.stops import StopChecker
 from tirl.models.cache import cache_arg
 
 
-class HFEngine:
+class HFEngine(Engine):
+    # concurrent agenerate calls join the fast path's running batch; the reference path runs
+    # each alone (as it always has on this path)
+    async_native = True
+
     def __init__(self, model, tokenizer, config: HFEngineConfig | None = None):
         self.model = model
         self.tokenizer = tokenizer
@@ -57,18 +61,14 @@ class HFEngine:
     def tokens_generated(self) -> int:
         return self._tokens_generated + (self.batcher.stats.tokens_generated if self.batcher else 0)
 
-    @property
-    def prefix_tokens_recomputed(self) -> int:
-        """Prefill tokens the engine had computed before (since the last weight change)."""
-        return self.batcher.stats.prefix_tokens_recomputed if self.batcher else 0
-
-    def counters(self) -> dict[str, int]:
-        """Cumulative work counters (the trainer logs their per-step differences)."""
-        c = {"tokens_generated": self.tokens_generated}
-        if self.batcher is not None:
-            st = self.batcher.stats
-            c.update(prefill_tokens=st.prefill_tokens, prefix_tokens_reused=st.prefix_tokens_reused, prefix_tokens_recomputed=st.prefix_tokens_recomputed)
-        return c
+    def counters(self) -> EngineCounters:
+        """Cumulative work counters (the trainer logs their per-step differences); the reference
+        path keeps no prefixes and counts sampled tokens only."""
+        if self.batcher is None:
+            return EngineCounters(tokens_generated=self.tokens_generated)
+        st = self.batcher.stats
+        return EngineCounters(tokens_generated=self.tokens_generated, prefill_tokens=st.prefill_tokens,
+                              prefix_tokens_reused=st.prefix_tokens_reused, prefix_tokens_recomputed=st.prefix_tokens_recomputed)
 
     def sync_weights(self) -> None:
         """Copy the model's current weights into the fast path (also done automatically when the
@@ -87,10 +87,6 @@ class HFEngine:
         if not ids:
             raise ValueError("the tokenizer and generation config name no EOS token")
         return sorted(ids)
-
-    def draw_seed(self) -> int:
-        """A seed from the engine's generator (the agent loop derives per-request seeds from it)."""
-        return int(torch.randint(0, 2**62, (1,), generator=self.generator))
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         if self.batcher is not None:

@@ -13,11 +13,11 @@ from typing import Sequence
 
 import torch
 
-from tirl.engine.base import Completion, FinishReason, GenerationRequest
+from tirl.engine.base import Completion, Engine, FinishReason, GenerationRequest
 from tirl.engine.stops import StopChecker
 
 
-class HFGenerateEngine:
+class HFGenerateEngine(Engine):
     def __init__(self, model, tokenizer, max_batch: int = 64, seed: int = 0, bf16: bool | None = None):
         from tirl.engine.device import resolve_bf16
 
@@ -26,13 +26,11 @@ class HFGenerateEngine:
         self.tokenizer = tokenizer
         self.max_context = int(getattr(model.config, "max_position_embeddings", 2048))
         self.max_batch = max_batch
-        self.generator = torch.Generator().manual_seed(seed)  # generate() draws from the global RNG
-        self.seed = seed
         eos = model.generation_config.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos if eos is not None else tokenizer.eos_token_id])
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
         self.tokens_generated = 0
-        torch.manual_seed(seed)
+        torch.manual_seed(seed)  # generate() draws from the global RNG: no generator of its own, requests' seeds are ignored
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         order = sorted(range(len(requests)), key=lambda i: -len(requests[i].prefix_ids))

@@ -71,7 +71,7 @@ import numpy as np
 import torch
 
 from tirl.config.engine import EngineConfig, VLLMEngineConfig  # noqa: F401 - VLLMEngineConfig re-exported (section lives in tirl.config)
-from tirl.engine.base import Completion, FinishReason, GenerationRequest
+from tirl.engine.base import Completion, Engine, EngineCounters, FinishReason, GenerationRequest
 from tirl.engine.llama_fast import _base_model, _linear_weight, weight_version
 
 INSTALL_HINT = (
@@ -183,9 +183,11 @@ def _entropy(top: dict) -> float:
     return h
 
 
-class VLLMEngine:
+class VLLMEngine(Engine):
     """In-process vLLM over the live ``model`` (a transformers causal LM, possibly a PEFT
     wrapper); ``config`` is the engine section (``EngineConfig``)."""
+
+    async_native = True  # concurrent agenerate calls join vLLM's running batch
 
     def __init__(self, model, tokenizer, config: EngineConfig | None = None):
         import_vllm()
@@ -254,26 +256,20 @@ class VLLMEngine:
     def tokens_generated(self) -> int:
         return self.stats.tokens_generated
 
-    def counters(self) -> dict[str, int]:
+    def counters(self) -> EngineCounters:
         """Cumulative work counters (the trainer logs their per-step differences)."""
         s = self.stats
-        return {"tokens_generated": s.tokens_generated, "prefill_tokens": s.prompt_tokens - s.prefix_tokens_reused,
-                "prefix_tokens_reused": s.prefix_tokens_reused, "weight_syncs": s.weight_syncs}
-
-    def draw_seed(self) -> int:
-        """A seed from the engine's generator (the agent loop derives per-request seeds from it)."""
-        return int(torch.randint(0, 2**62, (1,), generator=self.generator))
+        return EngineCounters(tokens_generated=s.tokens_generated, prefill_tokens=s.prompt_tokens - s.prefix_tokens_reused,
+                              prefix_tokens_reused=s.prefix_tokens_reused, weight_syncs=s.weight_syncs)
 
     def close(self) -> None:
         """Stop vLLM's engine core and remove the model directory."""
-        llm = getattr(self, "llm", None)
-        if llm is not None:
+        if self.llm is not None:
             with contextlib.suppress(Exception):
-                llm.engine_core.shutdown()
+                self.llm.engine_core.shutdown()
             self.llm = None
-        d = getattr(self, "_dir", None)
-        if d is not None:
-            d.cleanup()
+        if self._dir is not None:
+            self._dir.cleanup()
             self._dir = None
 
     # -- requests ------------------------------------------------------------------------------

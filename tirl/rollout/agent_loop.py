@@ -160,7 +160,7 @@ async def continue_states(protocol: Protocol, tokenizer, prefixes: Sequence[Traj
 def _context_full(st: LoopState, engine: Engine) -> bool:
     """The conversation fills the model's context (``engine.max_context``; None: unknown): the
     trajectory stops with stop reason LENGTH instead of asking the engine for what cannot fit."""
-    ctx = getattr(engine, "max_context", None)
+    ctx = engine.max_context
     if ctx is None or len(st.traj.prompt_token_ids) + len(st.traj.completion_ids) < ctx:
         return False
     st.traj.metrics["context_full"] = 1.0
@@ -290,14 +290,13 @@ async def run_states(
 ) -> list[Trajectory]:
     """Advance ``states`` until every one has stopped; returns their finalized trajectories
     (in order). Sessions are closed whatever happens."""
-    draw = getattr(engine, "draw_seed", None)
-    if callable(draw):
-        base = draw()
+    base = engine.draw_seed()
+    if base is not None:  # None: the engine has no generator, requests go unseeded
         for i, st in enumerate(states):
             if st.seed is None:
                 st.seed = hash((base, i)) & (2**62 - 1)
     try:
-        if callable(getattr(engine, "agenerate", None)):
+        if engine.async_native:  # each trajectory on its own; else rounds of one batched generate
             await asyncio.gather(*(drive(engine, protocol, st, cfg, on_finished) for st in states if not st.done))
         else:
             while any(not s.done for s in states):

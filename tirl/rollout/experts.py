@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Protocol as TypingProtocol
 from typing import Sequence
 
-from tirl.engine.base import Engine, GenerationRequest
+from tirl.engine.base import Engine
 from tirl.protocol.base import Protocol
 from tirl.rewards.verify import score_answer
 from tirl.rollout.agent_loop import (
@@ -147,7 +147,7 @@ class EngineExperts:
     run on tirl's tools). ``rollout`` sets its sampling (temperature, token budget, tool cap)."""
 
     def __init__(self, engine: Engine, rollout: RolloutConfig, name: str = "engine", owns_engine: bool = False):
-        if getattr(engine, "tokenizer", None) is None:
+        if engine.tokenizer is None:
             raise ValueError(f"expert {name}: the engine needs the expert model's tokenizer (for an endpoint, set endpoints.<name>.tokenizer)")
         self.name = name
         self.engine = engine
@@ -171,7 +171,7 @@ class EngineExperts:
         return out
 
     async def aclose(self) -> None:
-        if self.owns_engine and callable(getattr(self.engine, "close", None)):
+        if self.owns_engine:
             self.engine.close()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tirl.config import Config, ConfigError, RolloutConfig
-from tirl.engine import HFEngine
+from tirl.engine.base import Engine
 from tirl.engine.factory import build_engine
 from tirl.protocol import Protocol, make_protocol
 from tirl.rewards.base import RewardSpec
@@ -61,7 +61,7 @@ class Runtime:
 
     tools: list[Tool]
     protocol: Protocol
-    engine: HFEngine  # or VLLMEngine (engine.backend)
+    engine: Engine  # HFEngine or VLLMEngine (engine.backend)
 
     async def aclose(self) -> None:
         for t in self.tools:
@@ -70,7 +70,7 @@ class Runtime:
 
 def build_runtime(cfg: Config, model, tokenizer, seed: int) -> Runtime:
     engine = build_engine(cfg.engine.model_copy(update={"seed": seed}), model, tokenizer)
-    ctx = getattr(engine, "max_context", None)
+    ctx = engine.max_context
     if ctx is not None and cfg.rollout.max_response_tokens >= ctx:
         raise ConfigError(f"config error: rollout.max_response_tokens={cfg.rollout.max_response_tokens} leaves no room for a prompt "
                           f"in the model's context of {ctx} tokens; set it below {ctx}")
@@ -81,4 +81,4 @@ def build_runtime(cfg: Config, model, tokenizer, seed: int) -> Runtime:
 
 def fit(rt: Runtime, tasks: list[Task]) -> Fit:
     """The tasks whose prompt fits the engine's context (``Fit.note()`` says what was skipped)."""
-    return fit_tasks(tasks, rt.protocol, rt.engine.tokenizer, getattr(rt.engine, "max_context", None))
+    return fit_tasks(tasks, rt.protocol, rt.engine.tokenizer, rt.engine.max_context)

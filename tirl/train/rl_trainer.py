@@ -42,12 +42,6 @@ from tirl.train.update import policy_update
 from tirl.types import Origin, RolloutTree, Task, Trajectory
 
 
-def engine_counters(engine) -> dict[str, int]:
-    """An engine's cumulative work counters (prefill, reused prefix...), where it keeps them."""
-    get = getattr(engine, "counters", None)
-    return get() if callable(get) else {}
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -145,7 +139,7 @@ class RLTrainer:
         self.policy.model.eval()
         engine = self.rt.engine
         gen0 = engine.tokens_generated
-        prefix0 = getattr(engine, "prefix_tokens_recomputed", None)
+        prefix0 = engine.counters().prefix_tokens_recomputed  # None: the engine keeps no prefixes
         self.progress.step = self.step
         tasks, trees, sstats = self.sample_batch()
         t_roll = time.perf_counter() - t0
@@ -154,7 +148,7 @@ class RLTrainer:
         metrics.update(self._rollout_metrics(trajs, t_roll, engine.tokens_generated - gen0))
         metrics.update(tree_metrics(trees))
         if prefix0 is not None:
-            metrics["engine/prefix_tokens_recomputed"] = float(getattr(engine, "prefix_tokens_recomputed") - prefix0)
+            metrics["engine/prefix_tokens_recomputed"] = float(engine.counters().prefix_tokens_recomputed - prefix0)
         stats = None
         if trajs:
             credit = self.strategy.credit(trees)  # advantages and clip bounds -> TrainRows
