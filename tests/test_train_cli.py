@@ -54,3 +54,24 @@ def test_sft_lowers_its_loss(tiny):
     hist = run_sft(lm.model, trajs, SFTConfig(epochs=8, lr=1e-3, batch_size=4), pad_id=lm.tokenizer.pad_token_id or 0)
     assert len(hist) == 8 and hist[0].total_steps == 8
     assert hist[-1].loss < 0.95 * hist[0].loss  # same 4 examples every epoch: the NLL must fall
+
+
+def test_logp_gap_warning_threshold():
+    from tirl.train.rl_trainer import logp_gap_warning
+
+    assert logp_gap_warning(0.012, 0.05) is None and logp_gap_warning(None, 0.05) is None
+    assert logp_gap_warning(0.3, 0.0) is None  # 0: never warn
+    assert "0.300 nats/token" in logp_gap_warning(0.3, 0.05)
+
+
+def test_a_gap_above_the_threshold_is_printed_at_its_step(tmp_path):
+    args = ["train", "grpo", "--no-eval", "model.name=tiny-random", f"run.out_dir={tmp_path}", "run.name=r", "train.steps=2",
+            "train.tasks_per_step=1", "rollout.group_size=2", "rollout.max_response_tokens=16", "tools.sandbox_workers=1",
+            "train.checkpoint_every=0", "train.logp_gap_warn=1e-12"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    steps = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    warned = [m["step"] for m in steps if m.get("policy/logp_gap_engine", 0.0) > 1e-12]
+    assert warned, "tiny-random in bf16/fp32 should show some gap"
+    for step in warned:
+        assert f"warning: step {step}: the sampler's and the trainer's log-probs differ" in res.output

@@ -315,6 +315,8 @@ class RLTrainer:
                 metrics = self.train_step()
                 if on_step is not None:  # the step's line comes before an evaluation that may take minutes
                     on_step(self.step, metrics)
+                if (warning := logp_gap_warning(metrics.get("policy/logp_gap_engine"), cfg.logp_gap_warn)) is not None:
+                    say(f"warning: step {self.step}: {warning}")
                 if evaluate and cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
                     timed_eval(f"step{self.step}", "eval", metrics, sampled=False)
                 if self.step == cfg.steps and evaluate:
@@ -355,3 +357,12 @@ async def _cancel_stray_tasks() -> None:
     for t in stray:
         t.cancel()
     await asyncio.gather(*stray, return_exceptions=True)
+
+
+def logp_gap_warning(gap: float | None, threshold: float) -> str | None:
+    """The warning for a sampler/trainer log-prob gap above ``threshold`` (train.logp_gap_warn)."""
+    if gap is None or not threshold or gap <= threshold:
+        return None
+    return (f"the sampler's and the trainer's log-probs differ by {gap:.3f} nats/token (> train.logp_gap_warn={threshold:g}); "
+            "the update is off-policy: check that the engine has the current weights and samples with the configured "
+            "temperature and chat template")
