@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tirl.rewards.base import RewardSpec
-from tirl.rewards.compose import RewardError, apply_rewards, reward_registry
+from tirl.rewards.compose import RewardError, apply_rewards
 from tirl.rewards.outcome import correctness, gold_self_test
 from tirl.rewards.verify import score_answer
 from tirl.types import StopReason, Task, Trajectory
@@ -40,7 +40,6 @@ def test_unknown_verifier_is_a_clear_error():
 def test_correctness_reward():
     group = [_traj("12345"), _traj("\\frac{24690}{2}"), _traj("1"), _traj(None)]
     assert correctness(group, MATH) == [1.0, 1.0, 0.0, 0.0]
-    assert reward_registry["correctness"] is correctness
 
 
 def test_gold_self_test_catches_bad_golds():

@@ -24,13 +24,13 @@ from tirl.rewards.compose import apply_rewards
 from tirl.rollout import rollout
 
 
-def pareto_round(cfg: Config, model_name: str, out: Path, seed: int) -> dict:
-    """Phase 2a with ``model_name``: write ``out/tasks.jsonl`` and return selection stats."""
+def pareto_round(cfg: Config, out: Path, seed: int) -> dict:
+    """Phase 2a with ``cfg.model.name``: write ``out/tasks.jsonl`` and return selection stats."""
     from tirl.train import components as C
     from tirl.train.policy import Policy
 
     p = cfg.pareto
-    policy = Policy(cfg, model_name)
+    policy = Policy(cfg)
     policy.model.eval()
     rt = C.build_runtime(cfg, policy.model, policy.tokenizer, seed=seed)
     tasks = C.tasks(cfg, "train", p.n_candidates)
@@ -76,7 +76,9 @@ def run_curriculum(cfg: Config, say: Callable[[str], None] = lambda msg: None, o
             continue
         rdir.mkdir(parents=True, exist_ok=True)
         if not (rdir / "tasks.jsonl").exists():
-            stats = pareto_round(cfg, model, rdir, seed=cfg.train.seed + r)
+            pcfg = cfg.model_copy(deep=True)
+            pcfg.model.name = model
+            stats = pareto_round(pcfg, rdir, seed=cfg.train.seed + r)
             say(f"round {r}: Pareto sampling kept {stats['selected']} of {stats['candidates']} tasks ({stats['mixed']} mixed)")
         # the task file keeps its verifier kind per row; the loader's default (math) applies to arith
         rcfg = cfg.model_copy(deep=True)

@@ -3,7 +3,7 @@
 Modules: ``base`` (the RewardFn signature and RewardSpec), ``math``/``math_backend``/``isolate``
 (math-verify equivalence under a hard deadline), ``qa`` (token F1), ``verify`` (``score_answer``
 by verifier kind), ``outcome`` (``correctness`` and the gold self-test), ``compose``
-(``apply_rewards`` and ``reward_registry``). The answer extraction (the last ``\\boxed{}``) is
+(``apply_rewards``). The answer extraction (the last ``\\boxed{}``) is
 ``tirl.protocol.answer``; ``boxed`` re-exports it for older imports.
 
 This package imports nothing at import time, so a verifier worker process

@@ -20,13 +20,8 @@ import math
 import numbers
 from collections.abc import Sequence
 
-from tirl.rewards.base import RewardFn, RewardSpec
-from tirl.rewards.outcome import correctness
+from tirl.rewards.base import RewardSpec
 from tirl.types import StopReason, Task, Trajectory
-
-reward_registry: dict[str, RewardFn] = {
-    "correctness": correctness,
-}
 
 
 class RewardError(ValueError):

@@ -18,8 +18,8 @@ class Policy:
     """Owns the model being trained. ``reference()`` is a context in which ``self.model`` computes
     reference log-probs: with LoRA the adapter is disabled (free), otherwise a frozen copy is used."""
 
-    def __init__(self, cfg: Config, model_name: str | None = None):
-        lm = load_model(resolve_eval_model(model_name or cfg.model.name))
+    def __init__(self, cfg: Config):
+        lm = load_model(resolve_eval_model(cfg.model.name))
         self.tokenizer = lm.tokenizer
         model = lm.model
         self.lora = cfg.model.lora.enabled

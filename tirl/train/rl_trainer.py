@@ -49,7 +49,7 @@ def seed_everything(seed: int) -> None:
 
 
 class RLTrainer:
-    def __init__(self, cfg: Config, resume: bool = False, model_name: str | None = None, overwrite: bool = False):
+    def __init__(self, cfg: Config, resume: bool = False, overwrite: bool = False):
         """``resume``: continue the run in cfg.run_dir from its newest intact checkpoint;
         otherwise start a fresh run there (refused where a run already is, unless ``overwrite``).
         The run directory stays locked to this trainer until ``train`` ends or ``close``."""
@@ -62,7 +62,7 @@ class RLTrainer:
         # coroutine unwinds) before KeyboardInterrupt reaches the caller; a bare loop would raise
         # it inside whichever task was running and leave the others pending.
         self.runner = asyncio.Runner()
-        self.policy = Policy(cfg, model_name)
+        self.policy = Policy(cfg)
         self.tokenizer = self.policy.tokenizer
         self.rt = C.build_runtime(cfg, self.policy.generation_model(), self.tokenizer, seed=cfg.train.seed)
         self.progress = Progress(step=0, total=cfg.train.steps)  # read by scheduled rewards (ET-Agent σ decay)
