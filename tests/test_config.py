@@ -12,7 +12,7 @@ def test_every_recipe_loads():
         cfg = load_config(n)
         assert cfg.run.name
     assert load_config("dapo").algo.clip_high == 0.28 and load_config("dapo").algo.dynamic_sampling
-    assert load_config("dr_grpo").algo.aggregation == "seq_sum_norm" and not load_config("dr_grpo").algo.std_normalize
+    assert load_config("dr_grpo").algo.aggregation == "seq_sum_norm" and load_config("dr_grpo").algo.advantage == "dr_grpo"
     assert load_config("gspo").algo.loss == "gspo"
 
 
@@ -28,12 +28,27 @@ def test_overrides_and_types():
     ("rollout.group_size=1", "group_size must be >= 2"),
     ("algo.loss=ppo", "algo.loss"),
     ("train.steps", "not of the form"),
+    ("algo.std_normalize=false", "for Dr. GRPO set algo.advantage=dr_grpo"),
+    ("algo.offpolicy_loss=plain_is", "algo.offpolicy_loss was removed"),
 ])
 def test_bad_input_is_one_line_naming_the_field(override, needle):
     with pytest.raises(ConfigError) as e:
         load_config("grpo", [override])
     msg = str(e.value)
     assert needle in msg and "\n" not in msg and msg.startswith("config error:")
+
+
+def test_removed_algo_keys_load_where_they_change_nothing():
+    # configs saved before std_normalize/offpolicy_loss were removed still load (a run resumes)
+    old = load_config("grpo", ["algo.std_normalize=true", "algo.offpolicy_loss=regularized_is"])
+    assert old.algo == load_config("grpo").algo
+    assert load_config("dr_grpo", ["algo.std_normalize=false"]).algo == load_config("dr_grpo").algo
+
+
+def test_elpo_refuses_an_advantage_it_would_ignore():
+    assert load_config("elpo").algo.advantage == "grpo"
+    with pytest.raises(ConfigError, match="hierarchical advantage"):
+        load_config("elpo", ["algo.advantage=rloo"])
 
 
 def test_unknown_recipe_lists_choices():

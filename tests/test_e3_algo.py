@@ -8,7 +8,7 @@ import torch
 
 from tirl.algo import AdvantageConfig, LossConfig, LossInput
 from tirl.algo.mixed import HybridConfig, aagd_nodes, expert_share, hybrid_advantages
-from tirl.algo.offpolicy import OFFPOLICY_LOSSES
+from tirl.algo.offpolicy import regularized_is
 from tirl.eval.roi import RunCost, relative_roi, roi
 from tirl.rollout.e3 import anchor_candidates, boundary_scores, choose_anchors, spread
 from tirl.rollout.io import tree_from_json
@@ -30,17 +30,17 @@ def test_regularized_is_hand_computed():
     # p = 0.9, A = 1:              f = 0.9 / 1.0 = 0.9            -> loss -0.9
     #                              d loss / d logp = -0.9 * 0.1 / 1.0 = -0.09 (a likely token moves little)
     x = _inp([0.4, 0.1, 0.9], [2.0, -1.0, 1.0])
-    out = OFFPOLICY_LOSSES["regularized_is"](x, LossConfig(offpolicy_gamma=0.1))
+    out = regularized_is(x, LossConfig(offpolicy_gamma=0.1))
     assert torch.allclose(out.loss_BT, torch.tensor([[-1.6, 0.5, -0.9]]), atol=1e-6)
     assert torch.allclose(out.ratio_BT, torch.tensor([[0.8, 0.5, 0.9]]), atol=1e-6)
     assert not out.clipped_BT.any()
     out.loss_BT.sum().backward()
     assert torch.allclose(x.logp_BT.grad, torch.tensor([[-0.32, 0.25, -0.09]]), atol=1e-6)
     # gamma 1: p = 0.4 -> f = 0.4 / 1.4 = 0.285714
-    out = OFFPOLICY_LOSSES["regularized_is"](_inp([0.4], [1.0]), LossConfig(offpolicy_gamma=1.0))
+    out = regularized_is(_inp([0.4], [1.0]), LossConfig(offpolicy_gamma=1.0))
     assert out.loss_BT.item() == pytest.approx(-0.4 / 1.4)
     with pytest.raises(ValueError, match="gamma"):
-        OFFPOLICY_LOSSES["regularized_is"](_inp([0.4], [1.0]), LossConfig(offpolicy_gamma=0.0))
+        regularized_is(_inp([0.4], [1.0]), LossConfig(offpolicy_gamma=0.0))
 
 
 def test_hybrid_advantage_hand_computed():

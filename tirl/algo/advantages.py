@@ -22,8 +22,6 @@ import torch
 class AdvantageConfig:
     eps: float = 1e-6
     """Added to the group std (GRPO, Shao et al. 2024, eq. 3 as implemented in verl/TRL)."""
-    std_normalize: bool = True
-    """Divide by the group std; False gives Dr. GRPO (Liu et al. 2025, §3.2)."""
 
 
 AdvantageFn = Callable[[torch.Tensor, torch.Tensor, AdvantageConfig], torch.Tensor]
@@ -43,10 +41,7 @@ def _group_stats(reward_B: torch.Tensor, group_B: torch.Tensor) -> tuple[torch.T
 def grpo(reward_B: torch.Tensor, group_B: torch.Tensor, cfg: AdvantageConfig) -> torch.Tensor:
     """A_i = (R_i - mean R) / (std R + eps) within the group (population std)."""
     mean_B, std_B, _ = _group_stats(reward_B, group_B)
-    adv_B = reward_B.double() - mean_B
-    if cfg.std_normalize:
-        adv_B = adv_B / (std_B + cfg.eps)
-    return adv_B.float()
+    return ((reward_B.double() - mean_B) / (std_B + cfg.eps)).float()
 
 
 def dr_grpo(reward_B: torch.Tensor, group_B: torch.Tensor, cfg: AdvantageConfig) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Off-policy per-token losses for expert tokens, with the policy-loss signature
+"""The off-policy per-token loss for expert tokens, with the policy-loss signature
 (``fn(LossInput, LossConfig) -> LossOutput``, ``tirl.algo.policy_loss``).
 
 ``regularized_is`` — LUFFY's policy shaping (Yan et al. 2025, "Learning to Reason under
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from tirl.algo.policy_loss import LossConfig, LossInput, LossOutput, PolicyLossFn
+from tirl.algo.policy_loss import LossConfig, LossInput, LossOutput
 
 
 def regularized_is(x: LossInput, cfg: LossConfig) -> LossOutput:
@@ -32,5 +32,3 @@ def regularized_is(x: LossInput, cfg: LossConfig) -> LossOutput:
     loss_BT = -f_BT * x.adv_BT
     return LossOutput(loss_BT=loss_BT, ratio_BT=f_BT.detach(), clipped_BT=torch.zeros_like(x.mask_BT, dtype=torch.bool))
 
-
-OFFPOLICY_LOSSES: dict[str, PolicyLossFn] = {"regularized_is": regularized_is}

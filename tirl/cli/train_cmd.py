@@ -77,7 +77,9 @@ def train_cmd(
         _fail(str(e))
     st = cfg.strategy
     per_task = {"arpo": f"{st.arpo.budget} (ARPO tree)", "elpo": f"{st.elpo.budget} (ELPO tree)"}.get(st.name, str(cfg.rollout.group_size))
-    console.print(f"[bold]tirl train[/] {recipe or ''} -> {cfg.run_dir}  ({cfg.model.name}, {cfg.task.name}, {cfg.algo.advantage}/{cfg.algo.loss}, {cfg.train.steps} steps x {cfg.train.tasks_per_step} tasks x {per_task})")
+    # the advantage actually computed: ELPO's is its own (ALGORITHMS.md §4), E3-TIR's warm-up mixes algo.advantage (§5)
+    adv = {"elpo": "elpo_hierarchical", "e3": f"e3_hybrid({cfg.algo.advantage})"}.get(st.name, cfg.algo.advantage)
+    console.print(f"[bold]tirl train[/] {recipe or ''} -> {cfg.run_dir}  ({cfg.model.name}, {cfg.task.name}, {adv}/{cfg.algo.loss}, {cfg.train.steps} steps x {cfg.train.tasks_per_step} tasks x {per_task})")
     trainer = RLTrainer(cfg, resume=resume is not None, overwrite=overwrite)  # a RunDirError/CheckpointError is one line (cli.main)
     for note in trainer.notes:
         console.print(f"[yellow]note:[/] {note}")

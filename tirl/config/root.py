@@ -60,6 +60,8 @@ class Config(Section):
             raise ValueError("rollout.group_size must be >= 2 for group-relative advantages")
         if self.engine.backend == "vllm" and self.engine.vllm.entropy_top_k == 0 and self.strategy.name in ("arpo", "elpo"):
             raise ValueError(f"strategy {self.strategy.name} branches on token entropies; with engine.backend=vllm set engine.vllm.entropy_top_k > 0")
+        if self.strategy.name == "elpo" and self.algo.advantage != "grpo":
+            raise ValueError(f"strategy elpo computes its own hierarchical advantage (strategy.elpo.lam) and does not read algo.advantage; leave it at grpo, not {self.algo.advantage}")
         return self
 
     @property

@@ -116,7 +116,9 @@ class E3Config(Section):
     prefix of an anchor's continuations): sign: detach when their advantages disagree in sign;
     always: detach every shared copy; never: the ablation without AAGD."""
     filter_zero_variance: bool = True
-    """During the warm-up, drop tasks whose rewards (all their samples) are all equal."""
+    """During the warm-up, drop at credit time the tasks whose used samples' rewards are all
+    equal (the expert sample counts only with expert_guided); no refill. ``algo.dynamic_sampling``
+    is the separate DAPO filter at sampling time, over all leaves, which refills the batch."""
     after_warmup: Literal["flat", "arpo"] = "flat"
     """The strategy after the warm-up: plain GRPO groups (flat) or ARPO branching."""
 

@@ -24,7 +24,7 @@ from typing import Sequence
 import torch
 
 from tirl.algo import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES, BatchCounts, LossConfig, LossInput
-from tirl.algo.offpolicy import OFFPOLICY_LOSSES
+from tirl.algo.offpolicy import regularized_is
 from tirl.config import AlgoConfig, OptimConfig
 from tirl.models.attention import training_attention
 from tirl.train.logprobs import first_scored_position, shared_prefixes, token_logprobs
@@ -171,7 +171,7 @@ def _policy_update(policy, optimizer: torch.optim.Optimizer, rows: Sequence[Trai
             out = loss_fn(LossInput(logp, old, b["adv_BT"], m, b["clip_low_BT"], b["clip_high_BT"]), lcfg)
             if st.n_offpolicy_tokens:
                 # one per-token loss over both masks, so per-sequence aggregations see each row once
-                off = OFFPOLICY_LOSSES[algo.offpolicy_loss](LossInput(logp, old, b["adv_BT"], mo, b["clip_low_BT"], b["clip_high_BT"]), lcfg)
+                off = regularized_is(LossInput(logp, old, b["adv_BT"], mo, b["clip_low_BT"], b["clip_high_BT"]), lcfg)
                 pg = agg(torch.where(mo > 0, algo.offpolicy_coef * off.loss_BT, out.loss_BT), m + mo, counts)
                 tot["off"] += agg(algo.offpolicy_coef * off.loss_BT, mo, counts).item()
                 tot["fp"] += float((off.ratio_BT * mo).sum())

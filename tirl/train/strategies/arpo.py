@@ -28,7 +28,7 @@ class ARPOStrategy(Strategy):
         a = self.cfg.algo
         leaves = tree.leaves()
         reward_B = torch.tensor([leaf.reward for leaf in leaves])
-        adv_B = ADVANTAGES[a.advantage](reward_B, torch.zeros(len(leaves), dtype=torch.long), AdvantageConfig(a.adv_eps, a.std_normalize))
+        adv_B = ADVANTAGES[a.advantage](reward_B, torch.zeros(len(leaves), dtype=torch.long), AdvantageConfig(a.adv_eps))
         return {leaf.id: float(x) for leaf, x in zip(leaves, adv_B)}
 
     def credit(self, trees: Sequence[RolloutTree]) -> Credit:

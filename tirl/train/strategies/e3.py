@@ -99,7 +99,7 @@ class E3Strategy(Strategy):
         if any(t.strategy != "e3" for t in trees):
             return self.after.credit(trees)
         a, e = self.cfg.algo, self.e3
-        hcfg = HybridConfig(e.alpha, a.advantage, e.singleton_tree, AdvantageConfig(a.adv_eps, a.std_normalize))
+        hcfg = HybridConfig(e.alpha, a.advantage, e.singleton_tree, AdvantageConfig(a.adv_eps))
         rows, values = [], []
         dropped = detached = 0
         for tree in trees:

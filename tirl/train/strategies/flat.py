@@ -28,7 +28,7 @@ class FlatStrategy(Strategy):
             return Credit([])
         reward_B = torch.tensor([leaf.reward for group in leaves for leaf in group])
         group_B = torch.tensor([g for g, group in enumerate(leaves) for _ in group])
-        adv_B = ADVANTAGES[a.advantage](reward_B, group_B, AdvantageConfig(a.adv_eps, a.std_normalize))
+        adv_B = ADVANTAGES[a.advantage](reward_B, group_B, AdvantageConfig(a.adv_eps))
         rows = []
         for tree, group, adv_G in zip(trees, leaves, adv_B.split([len(g) for g in leaves])):
             adv = {leaf.id: float(x) for leaf, x in zip(group, adv_G)}
