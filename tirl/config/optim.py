@@ -22,12 +22,10 @@ class OptimConfig(Section):
     micro_batch_tokens: int = Field(2560, ge=1)
     """Most tokens one forward/backward runs (rows x the longest, padding included; a task's
     shared prompt counted once): what bounds a pass's memory, whatever the row lengths. Larger
-    passes run faster on CPU up to a point (bigger matrices, fewer per-pass weight casts): the
-    vs-TRL update, 4 groups of 4 rows in one pass of ~2,200 tokens, is 1.48x faster than one
-    group per pass (bench/update_layout.py); each pass keeps its activations and attention
-    scores for the backward pass, about 2 MB per token for SmolLM2-135M: one update of 32 rows
-    of 371 tokens peaked at 4.1 GiB with 1,024, 7.2 with 2,560 and 8.8 with 4,096
-    (bench/update_memory.py, model, gradients and AdamW state included)."""
+    passes run faster on CPU up to a point (bigger matrices, fewer per-pass weight casts); each
+    pass keeps its activations and attention scores for the backward pass, about 2 MB per token
+    for SmolLM2-135M, so memory bounds it. Speed and peak memory per setting:
+    docs/BENCHMARKS.md, "tirl vs TRL" (bench/update_layout.py, bench/update_memory.py)."""
     share_prefix: bool = True
     """Run the prompt a micro-batch's rows share once (a task's rows are batched together): the
     same log-probs and gradient as running it per row, at a fraction of the cost."""

@@ -48,9 +48,8 @@ class HFEngine(Engine):
         self._driver: asyncio.Task | None = None
         if self.fast_path_reason is None:
             # bf16 end to end (matrices, activations, KV cache) wherever bf16 is on (auto: native
-            # bf16 CPUs): on a 2-core AMX CPU it decodes SmolLM2 1.35x faster than fp32 after a
-            # short prompt and after TagProtocol's 260-token tool prompt, 1.41x at 64 rows
-            # (bench/engine_precision.py; decode attention through SDPA in bf16).
+            # bf16 CPUs, where it decodes faster than fp32: docs/BENCHMARKS.md,
+            # bench/engine_precision.py; decode attention goes through SDPA in bf16).
             self.fast = FastLlama(model, bf16=self.bf16)
             self.batcher = ContinuousBatcher(
                 self.fast, tokenizer, self.eos_ids, self.config.max_batch, self.config.prefill_chunk,

@@ -3,9 +3,9 @@
 A decode step is a few hundred small operations (one query row per sequence). Each one split
 over all cores must wait for its slowest thread, so when anything else runs on the machine —
 the Python tool's sandbox workers, which tirl deliberately overlaps with decoding, or any other
-job — one descheduled thread stalls every operation. On a busy 2-core machine a 64-row
-SmolLM2 decode step measured 14 s with 2 threads against 0.5 s with 1; on the same machine
-idle, 2 threads are faster. No fixed choice is right, so the batcher measures: every
+job — one descheduled thread stalls every operation, and a busy machine decodes many times
+faster with one thread, an idle one faster with all (docs/BENCHMARKS.md, "Rollout engine").
+No fixed choice is right, so the batcher measures: every
 ``every`` steps it times ``trials`` steps with each candidate thread count (alternating, so
 both see the same load) and decodes with the faster one until the next probe.
 

@@ -1,11 +1,10 @@
 """Which attention kernel a training forward/backward uses.
 
 On CPU, torch's fused SDPA kernel (transformers' default ``sdpa``) is fast forward but its
-backward is not: profiling tirl's ``policy_update`` on SmolLM2 (16 rows of ~230 tokens, bf16
-autocast) put ``_scaled_dot_product_flash_attention_for_cpu_backward`` at 20% of the update,
-8x the forward kernel's time, while with transformers' ``eager`` attention (matmul, softmax,
-matmul, differentiated by autograd) the whole update ran 1.14x faster on a quiet 2-core AMX
-machine and about 1.3x with one thread under load (``bench/train_attention.py``). Generation and no-grad scoring keep the model's own kernel;
+backward is not (``_scaled_dot_product_flash_attention_for_cpu_backward`` costs several times
+the forward kernel), so transformers' ``eager`` attention (matmul, softmax, matmul,
+differentiated by autograd) makes the whole update faster (profile and timings:
+docs/BENCHMARKS.md, ``bench/train_attention.py``). Generation and no-grad scoring keep the model's own kernel;
 only the passes that back-propagate switch, and switch back afterwards.
 
 ``grouped`` is eager attention without the grouped-query expansion: transformers' eager path
@@ -14,7 +13,7 @@ query over 3 key/value heads) and sums the copies' gradients back; here the quer
 group are stacked into one (G x queries, D) @ (D, keys) product per key/value head instead.
 Same operations in the same precision otherwise (the 1/sqrt(D) scale is applied to the queries,
 which is exact for power-of-four head sizes such as SmolLM2's 64): the log-probs are
-bit-identical to eager's, and a forward+backward of the vs-TRL update batch ran 1.2x faster.
+bit-identical to eager's, and the update is faster than eager's (docs/BENCHMARKS.md).
 It is registered with transformers' ``AttentionInterface`` (its extension point for attention
 kernels) and is what ``auto`` picks on CPU for the Llama family.
 """

@@ -69,7 +69,7 @@ def make_optimizer(params, lr: float, weight_decay: float = 0.0, betas=(0.9, 0.9
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=tuple(betas))
     # The fused kernel writes the parameters without bumping their version counters, which is how
     # the engines notice new weights (tirl.engine.llama_fast.weight_version): bump them here, or
-    # the engine would keep sampling from the weights it copied last (the resume test caught it).
+    # the engine would keep sampling from the weights it copied last.
     opt.register_step_post_hook(_bump_versions)
     return opt
 
