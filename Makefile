@@ -6,7 +6,7 @@ PIP   := $(VENV)/bin/pip -q --disable-pip-version-check
 STAMP := $(VENV)/.tirl-installed
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
-.PHONY: setup demo test test-fast test-integration test-vllm bench-vllm bench-sandbox clean
+.PHONY: setup demo lint test test-fast test-integration test-vllm bench-vllm bench-sandbox clean
 
 $(STAMP): pyproject.toml Makefile scripts/ensure_bwrap.sh
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "tirl needs Python 3.11 (set PYTHON=/path/to/python3.11)")'
@@ -29,7 +29,13 @@ test: setup
 	$(PY) -m pytest -q
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow and not integration"
+	$(PY) -m pytest -q -m "not slow and not integration and not vllm"
+
+# ruff, pinned: the lint rules and the formatting live in pyproject.toml ([tool.ruff])
+lint: setup
+	$(PY) -c 'import ruff' 2>/dev/null || $(PIP) install 'ruff==0.17.6'
+	$(PY) -m ruff check tirl tests bench
+	$(PY) -m ruff format --check tirl tests bench
 
 # Tests against a real local server: llama.cpp's OpenAI-compatible server with the packaged
 # SmolLM2 GGUF, started and stopped by the tests themselves. llama-cpp-python compiles llama.cpp

@@ -31,7 +31,7 @@ def test_quick_table(tmp_path):
     assert {r["train_trajectories"] for name, rows in res.items() if name != "start" for r in rows} == {4}
     assert {r["budget"] for name, rows in res.items() if name != "start" for r in rows} == {4}
     md = (tmp_path / "results.md").read_text()
-    table = [line for line in md.splitlines() if line.startswith("| ") and "±" in line]
+    table = [line for line in md.split("\n\n")[1].splitlines() if "±" in line]  # the results table
     assert [line.split(" | ")[0] for line in table] == ["| start", "| grpo", "| elpo", "| et_agent"]
     claims = [line for line in md.splitlines() if line.startswith(("| elpo | ELPO", "| et_agent | ET-Agent"))]
     assert len(claims) == 2 and all(line.rstrip(" |").endswith(("reproduced", "inconclusive")) for line in claims)
