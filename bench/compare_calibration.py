@@ -64,24 +64,49 @@ class Runner:
 
 
 def common(args) -> list[str]:
-    ov = [f"task.name={args.task}", f"rollout.max_response_tokens={args.max_tokens}",
-          f"rollout.max_turn_tokens={min(args.max_tokens, args.turn_tokens)}", f"train.seed={args.seed}"]
+    ov = [
+        f"task.name={args.task}",
+        f"rollout.max_response_tokens={args.max_tokens}",
+        f"rollout.max_turn_tokens={min(args.max_tokens, args.turn_tokens)}",
+        f"train.seed={args.seed}",
+    ]
     if args.difficulty:
         ov.append(f"task.difficulty=[{args.difficulty}]")
     return ov + list(args.set)
 
 
 def rl(args, model: str, steps: int) -> list[str]:
-    return [f"model.name={model}", f"run.out_dir={args.out}", f"train.steps={steps}", f"train.tasks_per_step={args.tasks_per_step}",
-            f"rollout.group_size={args.group_size}", f"optim.lr={args.lr}", "train.checkpoint_every=0",
-            f"task.n_train={max(args.steps * args.tasks_per_step, args.data_tasks)}", f"task.n_eval={args.eval_tasks}",
-            f"train.eval_samples={args.eval_samples}"]
+    return [
+        f"model.name={model}",
+        f"run.out_dir={args.out}",
+        f"train.steps={steps}",
+        f"train.tasks_per_step={args.tasks_per_step}",
+        f"rollout.group_size={args.group_size}",
+        f"optim.lr={args.lr}",
+        "train.checkpoint_every=0",
+        f"task.n_train={max(args.steps * args.tasks_per_step, args.data_tasks)}",
+        f"task.n_eval={args.eval_tasks}",
+        f"train.eval_samples={args.eval_samples}",
+    ]
 
 
 def evaluate(args, run: Runner, name: str, model: str) -> dict:
     out = args.out / f"eval_{name}"
-    argv = ["eval", "--model", model, "--task", args.task, "--n", str(args.eval_samples), "--n-tasks", str(args.eval_tasks),
-            "--max-response-tokens", str(args.max_tokens), "--out", str(out)]
+    argv = [
+        "eval",
+        "--model",
+        model,
+        "--task",
+        args.task,
+        "--n",
+        str(args.eval_samples),
+        "--n-tasks",
+        str(args.eval_tasks),
+        "--max-response-tokens",
+        str(args.max_tokens),
+        "--out",
+        str(out),
+    ]
     if args.conciseness:
         argv += ["--judge", "policy"]
     run(f"eval_{name}", argv + common(args)[1:])
@@ -121,10 +146,15 @@ def saved_eval(args, files: list[Path]) -> dict:
 
 def _eval_row(r: dict, wall: float | None) -> dict:
     return {
-        "accuracy": r["accuracy"], **{f"pass@{k}": r["pass_at_k"].get(str(k)) for k in (1, 4, 8)},
-        "tool_calls_per_task": r["tool_calls_per_task"], "efficiency": r["efficiency"],
-        "successful_execution": r["successful_execution"], "reasoning_length": r["reasoning_length"],
-        "conciseness": r.get("conciseness"), "policy_tokens": r["mean_policy_tokens"], "eval_wall_s": wall,
+        "accuracy": r["accuracy"],
+        **{f"pass@{k}": r["pass_at_k"].get(str(k)) for k in (1, 4, 8)},
+        "tool_calls_per_task": r["tool_calls_per_task"],
+        "efficiency": r["efficiency"],
+        "successful_execution": r["successful_execution"],
+        "reasoning_length": r["reasoning_length"],
+        "conciseness": r.get("conciseness"),
+        "policy_tokens": r["mean_policy_tokens"],
+        "eval_wall_s": wall,
     }
 
 
@@ -136,31 +166,82 @@ def grpo(args, run: Runner) -> tuple[str, dict]:
 def et_agent(args, run: Runner) -> tuple[str, dict]:
     fw = args.out / "flywheel"
     judge = [] if args.judge == "policy" else [f"flywheel.judge={args.judge}"]
-    run("et_flywheel", ["flywheel", "--n-tasks", str(args.data_tasks), "--out", str(fw), f"model.name={args.model}",
-                        f"flywheel.rounds={args.flywheel_rounds}", *judge, *common(args)])
+    run(
+        "et_flywheel",
+        [
+            "flywheel",
+            "--n-tasks",
+            str(args.data_tasks),
+            "--out",
+            str(fw),
+            f"model.name={args.model}",
+            f"flywheel.rounds={args.flywheel_rounds}",
+            *judge,
+            *common(args),
+        ],
+    )
     n_rft = sum(1 for line in (fw / "rft.jsonl").read_text().splitlines() if line.strip())
     rft = args.out / "et_rft"
     if n_rft:
-        run("et_rft", ["sft", "--out", str(rft), f"model.name={args.model}", f"sft.source={fw / 'rft.jsonl'}",
-                       f"sft.n_examples={n_rft}", f"sft.lr={args.sft_lr}", *common(args)])
+        run(
+            "et_rft",
+            [
+                "sft",
+                "--out",
+                str(rft),
+                f"model.name={args.model}",
+                f"sft.source={fw / 'rft.jsonl'}",
+                f"sft.n_examples={n_rft}",
+                f"sft.lr={args.sft_lr}",
+                *common(args),
+            ],
+        )
     else:
         print(f"  the flywheel kept no trajectory for RFT ({fw / 'rft.jsonl'} is empty): the curriculum starts from {args.model}", flush=True)
         rft = args.model
     per_round = max(1, args.steps // args.rounds)
-    run("et_curriculum", ["curriculum", "et_agent", *rl(args, str(rft), per_round), "run.name=et_agent", f"pareto.rounds={args.rounds}",
-                          f"pareto.n_candidates={args.pareto_candidates}", f"pareto.n_select={args.pareto_select}", *common(args)])
+    run(
+        "et_curriculum",
+        [
+            "curriculum",
+            "et_agent",
+            *rl(args, str(rft), per_round),
+            "run.name=et_agent",
+            f"pareto.rounds={args.rounds}",
+            f"pareto.n_candidates={args.pareto_candidates}",
+            f"pareto.n_select={args.pareto_select}",
+            *common(args),
+        ],
+    )
     buf = [json.loads(x) for x in (fw / "buffer.jsonl").read_text().splitlines() if x.strip()] if (fw / "buffer.jsonl").exists() else []
     pareto = [json.loads((args.out / "et_agent" / f"round{r}" / "pareto.json").read_text()) for r in range(1, args.rounds + 1)]
     return str(args.out / "et_agent" / f"round{args.rounds}" / "final_model"), {
-        "flywheel_trajectories": len(buf), "rft_examples": n_rft, "rl_steps": per_round * args.rounds,
-        "pareto_selected": [p["selected"] for p in pareto], "pareto_mixed": [p["mixed"] for p in pareto]}
+        "flywheel_trajectories": len(buf),
+        "rft_examples": n_rft,
+        "rl_steps": per_round * args.rounds,
+        "pareto_selected": [p["selected"] for p in pareto],
+        "pareto_mixed": [p["mixed"] for p in pareto],
+    }
 
 
 def autotraj(args, run: Runner) -> tuple[str, dict]:
     rep = args.out / "repair"
     repairer = [] if args.judge == "policy" else [f"repair.repairer={args.judge}"]
-    run("at_repair", ["repair", "--n-tasks", str(args.data_tasks), "--out", str(rep), f"model.name={args.model}",
-                      f"rollout.group_size={args.repair_samples}", "rollout.max_tool_calls=3", *repairer, *common(args)])
+    run(
+        "at_repair",
+        [
+            "repair",
+            "--n-tasks",
+            str(args.data_tasks),
+            "--out",
+            str(rep),
+            f"model.name={args.model}",
+            f"rollout.group_size={args.repair_samples}",
+            "rollout.max_tool_calls=3",
+            *repairer,
+            *common(args),
+        ],
+    )
     counts = json.loads((rep / "summary.json").read_text())
     n_sft = sum(1 for line in (rep / "sft.jsonl").read_text().splitlines() if line.strip())
     n_pairs = sum(1 for line in (rep / "pairs.jsonl").read_text().splitlines() if line.strip())
@@ -168,13 +249,35 @@ def autotraj(args, run: Runner) -> tuple[str, dict]:
     start = args.model
     if n_sft:
         start = str(args.out / "autotraj_sft")
-        run("at_sft", ["sft", "--out", start, f"model.name={args.model}", f"sft.source={rep / 'sft.jsonl'}", f"sft.n_examples={n_sft}",
-                       f"sft.lr={args.sft_lr}", *common(args)])
+        run(
+            "at_sft",
+            [
+                "sft",
+                "--out",
+                start,
+                f"model.name={args.model}",
+                f"sft.source={rep / 'sft.jsonl'}",
+                f"sft.n_examples={n_sft}",
+                f"sft.lr={args.sft_lr}",
+                *common(args),
+            ],
+        )
     if n_pairs < 2:
         raise SystemExit(f"tirl repair produced {n_pairs} preference pair(s); the reward model needs at least 2 (raise --data-tasks)")
     rm = args.out / "autotraj_rm"
-    run("at_rm_train", ["rm", "train", str(rep / "pairs.jsonl"), "--out", str(rm), f"model.name={args.model}", f"rm.epochs={args.rm_epochs}",
-                         f"rm.val_fraction={args.rm_val_fraction}"])
+    run(
+        "at_rm_train",
+        [
+            "rm",
+            "train",
+            str(rep / "pairs.jsonl"),
+            "--out",
+            str(rm),
+            f"model.name={args.model}",
+            f"rm.epochs={args.rm_epochs}",
+            f"rm.val_fraction={args.rm_val_fraction}",
+        ],
+    )
     extra["rm"] = json.loads((rm / "train_summary.json").read_text())
     run("at_rm_score", ["rm", "score", str(rm), str(rep / "pairs.jsonl")])
     score_line = [x for x in (args.out / "at_rm_score.log").read_text().splitlines() if x.startswith("{")]
@@ -183,15 +286,26 @@ def autotraj(args, run: Runner) -> tuple[str, dict]:
     return str(args.out / "autotraj" / "final_model"), extra
 
 
-COLUMNS = (("accuracy", "accuracy", "{:.3f}"), ("pass@1", "pass@1", "{:.3f}"), ("pass@4", "pass@4", "{:.3f}"), ("pass@8", "pass@8", "{:.3f}"),
-           ("tool_calls_per_task", "calls/task", "{:.2f}"), ("efficiency", "Efficiency", "{:.3f}"),
-           ("successful_execution", "Succ. exec.", "{:.3f}"), ("reasoning_length", "Reas. len.", "{:.2f}"),
-           ("conciseness", "Conciseness", "{:.3f}"), ("policy_tokens", "tokens/traj", "{:.0f}"), ("wall_s", "pipeline s", "{:.0f}"))
+COLUMNS = (
+    ("accuracy", "accuracy", "{:.3f}"),
+    ("pass@1", "pass@1", "{:.3f}"),
+    ("pass@4", "pass@4", "{:.3f}"),
+    ("pass@8", "pass@8", "{:.3f}"),
+    ("tool_calls_per_task", "calls/task", "{:.2f}"),
+    ("efficiency", "Efficiency", "{:.3f}"),
+    ("successful_execution", "Succ. exec.", "{:.3f}"),
+    ("reasoning_length", "Reas. len.", "{:.2f}"),
+    ("conciseness", "Conciseness", "{:.3f}"),
+    ("policy_tokens", "tokens/traj", "{:.0f}"),
+    ("wall_s", "pipeline s", "{:.0f}"),
+)
 
 
 def table(rows: list[dict]) -> str:
     head = "| run | " + " | ".join(c[1] for c in COLUMNS) + " |\n|---|" + "---:|" * len(COLUMNS) + "\n"
-    return head + "".join("| " + r["name"] + " | " + " | ".join("-" if r.get(k) is None else f.format(r[k]) for k, _, f in COLUMNS) + " |\n" for r in rows)
+    return head + "".join(
+        "| " + r["name"] + " | " + " | ".join("-" if r.get(k) is None else f.format(r[k]) for k, _, f in COLUMNS) + " |\n" for r in rows
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -222,9 +336,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--runs", default=",".join(PIPELINES), help="comma-separated, from: " + ", ".join(PIPELINES))
     p.add_argument("--no-start-eval", action="store_true", help="skip evaluating the start model")
-    p.add_argument("--grpo-run", type=Path, default=None,
-                   help="take the start and grpo rows from a bench/compare_recipes.py GRPO run directory (its saved eval_before/eval_after "
-                        "trajectories; same start model, steps, budget and eval settings) instead of running them")
+    p.add_argument(
+        "--grpo-run",
+        type=Path,
+        default=None,
+        help="take the start and grpo rows from a bench/compare_recipes.py GRPO run directory (its saved eval_before/eval_after "
+        "trajectories; same start model, steps, budget and eval settings) instead of running them",
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every stage")
     p.add_argument("--out", type=Path, default=Path("runs/compare_calib"))
     p.add_argument("--quick", action="store_true", help="tiny-random, 2 steps, 4 data tasks, 4 eval tasks, grpo and et_agent: checks the pipeline")
@@ -260,8 +378,9 @@ def main(argv: list[str] | None = None) -> dict:
             p.error(f"--grpo-run {args.grpo_run}: no eval_before/ and eval_after/ trajectories")
         rows.append({"name": "start", **saved_eval(args, files["before"][-1:])})
         m = [json.loads(x) for x in (args.grpo_run / "metrics.jsonl").read_text().splitlines() if x.strip()]
-        rows.append({"name": "grpo", **saved_eval(args, files["after"][-1:]), "wall_s": sum(x.get("time/step_s", 0.0) for x in m),
-                     "from": str(args.grpo_run)})
+        rows.append(
+            {"name": "grpo", **saved_eval(args, files["after"][-1:]), "wall_s": sum(x.get("time/step_s", 0.0) for x in m), "from": str(args.grpo_run)}
+        )
         runs = [r for r in runs if r != "grpo"]
     elif not args.no_start_eval:
         rows.append({"name": "start", **evaluate(args, run, "start", args.model)})

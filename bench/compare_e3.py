@@ -52,23 +52,37 @@ def run_config(args, run: str):
 
     difficulty = args.difficulty if args.difficulty is None or "," not in args.difficulty else f"[{args.difficulty}]"
     over = [
-        f"model.name={args.model}", f"run.out_dir={args.out}", f"run.name={run}",
-        f"train.steps={args.steps}", f"train.tasks_per_step={args.tasks_per_step}", f"train.seed={args.seed}",
-        f"train.eval_samples={args.eval_samples}", "train.checkpoint_every=0", f"task.name={args.task}",
-        f"task.n_eval={args.eval_tasks}", f"task.n_train={args.expert_set}", f"rollout.group_size={args.budget}",
-        f"rollout.max_response_tokens={args.max_tokens}", f"rollout.max_turn_tokens={min(args.max_tokens, args.turn_tokens)}",
+        f"model.name={args.model}",
+        f"run.out_dir={args.out}",
+        f"run.name={run}",
+        f"train.steps={args.steps}",
+        f"train.tasks_per_step={args.tasks_per_step}",
+        f"train.seed={args.seed}",
+        f"train.eval_samples={args.eval_samples}",
+        "train.checkpoint_every=0",
+        f"task.name={args.task}",
+        f"task.n_eval={args.eval_tasks}",
+        f"task.n_train={args.expert_set}",
+        f"rollout.group_size={args.budget}",
+        f"rollout.max_response_tokens={args.max_tokens}",
+        f"rollout.max_turn_tokens={min(args.max_tokens, args.turn_tokens)}",
         f"optim.lr={args.lr}",
     ]
     if difficulty is not None:
         over.append(f"task.difficulty={difficulty}")
     if run == "sft_then_rl":
         if args.expert != "arith-reference" and not args.expert.endswith(".jsonl"):
-            raise SystemExit(f"sft_then_rl trains on arith-reference or a rollout JSONL, not {args.expert!r}; write the expert set to a JSONL first or drop the run")
+            raise SystemExit(
+                f"sft_then_rl trains on arith-reference or a rollout JSONL, not {args.expert!r}; write the expert set to a JSONL first or drop the run"
+            )
         over += ["train.sft_first=true", f"sft.source={args.expert}", f"sft.n_examples={args.expert_set}", f"sft.lr={args.sft_lr}"]
     if run.startswith("e3"):
         over += [
-            f"strategy.e3.expert={args.expert}", f"strategy.e3.max_expert_samples={expert_budget(args)}",
-            f"strategy.e3.warmup_steps={args.warmup_steps}", f"strategy.e3.anchors={args.anchors}", f"strategy.e3.branches={args.branches}",
+            f"strategy.e3.expert={args.expert}",
+            f"strategy.e3.max_expert_samples={expert_budget(args)}",
+            f"strategy.e3.warmup_steps={args.warmup_steps}",
+            f"strategy.e3.anchors={args.anchors}",
+            f"strategy.e3.branches={args.branches}",
         ]
     return load_config(RECIPE[run], over + ABLATION.get(run, []) + list(args.set))
 
@@ -99,15 +113,22 @@ def run_one(args, run: str, evaluate_start: bool) -> dict:
             m = trainer.train_step()
             trainer.log.log(trainer.step, m)
             extra = f", expert tasks {m['e3/tasks_with_expert']:.2f}" if m.get("e3/phase") else ""
-            print(f"  {run} step {trainer.step}/{cfg.train.steps}: reward {m.get('reward/mean', 0.0):.3f}, rollouts {m.get('rollout/rollouts', 0):.0f}{extra}, {m['time/step_s']:.1f} s", flush=True)
+            print(
+                f"  {run} step {trainer.step}/{cfg.train.steps}: reward {m.get('reward/mean', 0.0):.3f}, rollouts {m.get('rollout/rollouts', 0):.0f}{extra}, {m['time/step_s']:.1f} s",
+                flush=True,
+            )
         out["rl_wall_s"] = time.perf_counter() - t0
         out.update(eval_row(trainer.evaluate("after")))
         t = trainer.totals
-        out.update({
-            "expert_samples": int(t["expert_samples"]), "expert_tokens": int(t["expert_tokens"]),
-            "train_tokens": int(t["train_tokens"] + t["offpolicy_tokens"] + t["sft_tokens"]),
-            "rollouts": int(t["rollouts"]), "train_wall_s": float(t["wall_s"]),
-        })
+        out.update(
+            {
+                "expert_samples": int(t["expert_samples"]),
+                "expert_tokens": int(t["expert_tokens"]),
+                "train_tokens": int(t["train_tokens"] + t["offpolicy_tokens"] + t["sft_tokens"]),
+                "rollouts": int(t["rollouts"]),
+                "train_wall_s": float(t["wall_s"]),
+            }
+        )
     finally:
         trainer.close()
     return out
@@ -151,14 +172,18 @@ def collect_row(args, run: str, evaluate_start: bool) -> dict:
         for t in tools:
             asyncio.run(t.aclose())
     metrics = [_json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    t = {k[len("total/"):]: v for k, v in metrics[-1].items() if k.startswith("total/")}
+    t = {k[len("total/") :]: v for k, v in metrics[-1].items() if k.startswith("total/")}
     if int(metrics[-1].get("step", 0)) != args.steps:
         raise SystemExit(f"{run_dir}: the run stopped at step {metrics[-1].get('step')} of {args.steps}")
-    out.update({
-        "expert_samples": int(t.get("expert_samples", 0)), "expert_tokens": int(t.get("expert_tokens", 0)),
-        "train_tokens": int(t.get("train_tokens", 0) + t.get("offpolicy_tokens", 0) + t.get("sft_tokens", 0)),
-        "rollouts": int(t.get("rollouts", 0)), "train_wall_s": float(t.get("wall_s", 0.0)),
-    })
+    out.update(
+        {
+            "expert_samples": int(t.get("expert_samples", 0)),
+            "expert_tokens": int(t.get("expert_tokens", 0)),
+            "train_tokens": int(t.get("train_tokens", 0) + t.get("offpolicy_tokens", 0) + t.get("sft_tokens", 0)),
+            "rollouts": int(t.get("rollouts", 0)),
+            "train_wall_s": float(t.get("wall_s", 0.0)),
+        }
+    )
     return out
 
 
@@ -170,14 +195,26 @@ def add_roi(rows: list[dict], base_score: float) -> None:
     for r in rows:
         if ref is None or r["name"] == "start":
             continue
-        x = relative_roi(RunCost(r["accuracy"], r["expert_samples"], r["train_tokens"]), RunCost(ref["accuracy"], ref["expert_samples"], ref["train_tokens"]), base_score)
+        x = relative_roi(
+            RunCost(r["accuracy"], r["expert_samples"], r["train_tokens"]),
+            RunCost(ref["accuracy"], ref["expert_samples"], ref["train_tokens"]),
+            base_score,
+        )
         r["roi_x"] = None if math.isnan(x) else x
 
 
 COLUMNS = [
-    ("accuracy", "acc", "{:.3f}"), ("pass@1", "pass@1", "{:.3f}"), ("pass@4", "pass@4", "{:.3f}"), ("pass@8", "pass@8", "{:.3f}"),
-    ("tool_calls_per_task", "calls/task", "{:.2f}"), ("expert_samples", "expert samples", "{}"), ("expert_tokens", "expert tokens", "{}"),
-    ("train_tokens", "tokens trained", "{}"), ("rollouts", "rollouts", "{}"), ("train_wall_s", "train s", "{:.1f}"), ("roi_x", "ROI (x SFT-then-RL)", "{:.2f}"),
+    ("accuracy", "acc", "{:.3f}"),
+    ("pass@1", "pass@1", "{:.3f}"),
+    ("pass@4", "pass@4", "{:.3f}"),
+    ("pass@8", "pass@8", "{:.3f}"),
+    ("tool_calls_per_task", "calls/task", "{:.2f}"),
+    ("expert_samples", "expert samples", "{}"),
+    ("expert_tokens", "expert tokens", "{}"),
+    ("train_tokens", "tokens trained", "{}"),
+    ("rollouts", "rollouts", "{}"),
+    ("train_wall_s", "train s", "{:.1f}"),
+    ("roi_x", "ROI (x SFT-then-RL)", "{:.2f}"),
 ]
 
 
@@ -198,7 +235,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--steps", type=int, default=20, help="RL steps per run")
     p.add_argument("--budget", type=int, default=8, help="trajectories per task per RL step, the same for every run")
     p.add_argument("--difficulty", default=None, help="arith level(s), e.g. 3 or 3,4 (default: all); pick levels the start model mostly fails")
-    p.add_argument("--expert-set", type=int, default=512, help="the SFT expert set: expert trajectories of this many training tasks (also the task pool)")
+    p.add_argument(
+        "--expert-set", type=int, default=512, help="the SFT expert set: expert trajectories of this many training tasks (also the task pool)"
+    )
     p.add_argument("--expert-fraction", type=float, default=0.1, help="share of the expert set E3-TIR may use")
     p.add_argument("--expert", default="arith-reference", help="expert source: arith-reference, a rollout JSONL, openai:<endpoint> or a local model")
     p.add_argument("--warmup-steps", type=int, default=None, help="E3-TIR warm-up steps (default: half of --steps)")
@@ -217,8 +256,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every run")
     p.add_argument("--out", default="runs/compare_e3")
     p.add_argument("--quick", action="store_true", help="tiny-random, 2 steps, budget 4, 4 eval tasks: checks the pipeline in seconds")
-    p.add_argument("--collect", action="store_true",
-                   help="train nothing: tabulate the runs already in OUT/<run> (same settings), e.g. after an interruption")
+    p.add_argument(
+        "--collect", action="store_true", help="train nothing: tabulate the runs already in OUT/<run> (same settings), e.g. after an interruption"
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.model, args.steps, args.budget, args.tasks_per_step, args.difficulty = "tiny-random", 2, 4, 2, "1"
@@ -234,7 +274,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.budget < 2:
         p.error("--budget must be >= 2 (group-relative advantages need two samples)")
     if any(r.startswith("e3") for r in runs) and args.anchors * args.branches >= args.budget:
-        p.error(f"--anchors x --branches ({args.anchors * args.branches}) must be < --budget ({args.budget}): E3-TIR's self-exploration comes out of the same budget")
+        p.error(
+            f"--anchors x --branches ({args.anchors * args.branches}) must be < --budget ({args.budget}): E3-TIR's self-exploration comes out of the same budget"
+        )
     if not 0 < args.expert_fraction <= 1:
         p.error("--expert-fraction must be in (0, 1]")
     out = Path(args.out)

@@ -47,11 +47,19 @@ def run_config(args, recipe: str):
 
     difficulty = args.difficulty if args.difficulty is None or "," not in args.difficulty else f"[{args.difficulty}]"
     overrides = [
-        f"model.name={args.model}", f"run.out_dir={args.out}", f"run.name={recipe}",
-        f"train.steps={args.steps}", f"train.tasks_per_step={args.tasks_per_step}", f"train.seed={args.seed}",
-        f"train.eval_samples={args.eval_samples}", "train.checkpoint_every=0", f"task.name={args.task}",
-        f"task.n_eval={args.eval_tasks}", f"task.n_train={max(args.steps * args.tasks_per_step, 1)}",
-        f"rollout.max_response_tokens={args.max_tokens}", f"rollout.max_turn_tokens={min(args.max_tokens, args.turn_tokens)}",
+        f"model.name={args.model}",
+        f"run.out_dir={args.out}",
+        f"run.name={recipe}",
+        f"train.steps={args.steps}",
+        f"train.tasks_per_step={args.tasks_per_step}",
+        f"train.seed={args.seed}",
+        f"train.eval_samples={args.eval_samples}",
+        "train.checkpoint_every=0",
+        f"task.name={args.task}",
+        f"task.n_eval={args.eval_tasks}",
+        f"task.n_train={max(args.steps * args.tasks_per_step, 1)}",
+        f"rollout.max_response_tokens={args.max_tokens}",
+        f"rollout.max_turn_tokens={min(args.max_tokens, args.turn_tokens)}",
         f"optim.lr={args.lr}",
     ]
     if difficulty is not None:
@@ -89,8 +97,11 @@ def run_recipe(args, recipe: str, evaluate_start: bool) -> dict:
             train_trajs += m.get("rollout/n", 0.0)
             out.setdefault("prefix_tokens_recomputed", 0.0)
             out["prefix_tokens_recomputed"] += m.get("engine/prefix_tokens_recomputed", 0.0)
-            print(f"  {recipe} step {trainer.step}/{cfg.train.steps}: reward {m.get('reward/mean', 0.0):.3f}, "
-                  f"rollouts {m.get('rollout/rollouts', 0):.0f}, tree depth {m.get('tree/depth', 0.0):.1f}, {m['time/step_s']:.1f} s", flush=True)
+            print(
+                f"  {recipe} step {trainer.step}/{cfg.train.steps}: reward {m.get('reward/mean', 0.0):.3f}, "
+                f"rollouts {m.get('rollout/rollouts', 0):.0f}, tree depth {m.get('tree/depth', 0.0):.1f}, {m['time/step_s']:.1f} s",
+                flush=True,
+            )
         out["train_wall_s"] = time.perf_counter() - t0
         out.update(eval_row(trainer.evaluate("after")))
         out["train_trajectories"] = int(trainer.totals["rollouts"])
@@ -102,11 +113,18 @@ def run_recipe(args, recipe: str, evaluate_start: bool) -> dict:
 
 
 COLUMNS = [
-    ("accuracy", "acc", "{:.3f}"), ("pass@1", "pass@1", "{:.3f}"), ("pass@4", "pass@4", "{:.3f}"),
-    ("pass@8", "pass@8", "{:.3f}"), ("maj@8", "maj@8", "{:.3f}"), ("tool_calls_per_task", "calls/task (eval)", "{:.2f}"),
-    ("train_trajectories", "train trajs", "{}"), ("train_tool_calls_per_trajectory", "calls/traj (train)", "{:.2f}"),
-    ("train_tokens", "tokens trained", "{}"), ("prefix_tokens_recomputed", "prefix recomputed", "{:.0f}"),
-    ("train_wall_s", "train s", "{:.1f}"), ("eval_wall_s", "eval s", "{:.1f}"),
+    ("accuracy", "acc", "{:.3f}"),
+    ("pass@1", "pass@1", "{:.3f}"),
+    ("pass@4", "pass@4", "{:.3f}"),
+    ("pass@8", "pass@8", "{:.3f}"),
+    ("maj@8", "maj@8", "{:.3f}"),
+    ("tool_calls_per_task", "calls/task (eval)", "{:.2f}"),
+    ("train_trajectories", "train trajs", "{}"),
+    ("train_tool_calls_per_trajectory", "calls/traj (train)", "{:.2f}"),
+    ("train_tokens", "tokens trained", "{}"),
+    ("prefix_tokens_recomputed", "prefix recomputed", "{:.0f}"),
+    ("train_wall_s", "train s", "{:.1f}"),
+    ("eval_wall_s", "eval s", "{:.1f}"),
 ]
 
 

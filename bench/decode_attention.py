@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     torch.manual_seed(0)
     NH, KV, D = 9, 3, 64
     rows = []
-    print(f"| dtype | rows | keys | grouped us | SDPA us | grouped / SDPA |\n|---|---:|---:|---:|---:|---:|")
+    print("| dtype | rows | keys | grouped us | SDPA us | grouped / SDPA |\n|---|---:|---:|---:|---:|---:|")
     for dt in (torch.float32, torch.bfloat16):
         for R, L in SHAPES:
             cap = L + 128

@@ -24,8 +24,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--rows", type=int, default=16)
     p.add_argument("--tokens", type=int, default=128)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--prompt", choices=["short", "tool"], default="short",
-                   help="short: a one-line chat prompt; tool: an arith task under the TagProtocol's tool-describing system prompt")
+    p.add_argument(
+        "--prompt",
+        choices=["short", "tool"],
+        default="short",
+        help="short: a one-line chat prompt; tool: an arith task under the TagProtocol's tool-describing system prompt",
+    )
     args = p.parse_args(argv)
 
     from tirl.engine.base import GenerationRequest, SamplingParams
@@ -42,8 +46,11 @@ def main(argv: list[str] | None = None) -> dict:
         tool = make_tool("python", workers=1)  # describes itself in the system prompt; never runs here
         prompt = TagProtocol([tool]).prompt_ids(tok, load_tasks("arith", n=1, split="test")[0])
     else:
-        text = tok.apply_chat_template([{"role": "user", "content": "Write a long story about a cat who learns Python and solves arithmetic problems."}],
-                                       add_generation_prompt=True, tokenize=False)
+        text = tok.apply_chat_template(
+            [{"role": "user", "content": "Write a long story about a cat who learns Python and solves arithmetic problems."}],
+            add_generation_prompt=True,
+            tokenize=False,
+        )
         prompt = tok(text, add_special_tokens=False)["input_ids"]
     print(f"prompt: {len(prompt)} tokens", flush=True)
     engines = {p: HFEngine(lm.model, tok, HFEngineConfig(autocast_bf16=p == "bf16", max_batch=max(args.rows, 4))) for p in ("fp32", "bf16")}
@@ -53,7 +60,9 @@ def main(argv: list[str] | None = None) -> dict:
     for rep in range(args.repeats):
         for name, e in engines.items():
             # a distinct last prompt token per row: rows share the prompt's keys/values but not the whole prefix
-            reqs = [GenerationRequest(prompt + [100 + i % 50], SamplingParams(max_new_tokens=args.tokens), seed=rep * 1000 + i) for i in range(args.rows)]
+            reqs = [
+                GenerationRequest(prompt + [100 + i % 50], SamplingParams(max_new_tokens=args.tokens), seed=rep * 1000 + i) for i in range(args.rows)
+            ]
             t = time.perf_counter()
             out = e.generate(reqs)
             dt = time.perf_counter() - t
@@ -61,7 +70,9 @@ def main(argv: list[str] | None = None) -> dict:
             speed[name].append(n / dt)
             print(f"{name} repeat {rep}: {n} tokens in {dt:.2f} s = {n / dt:.1f} tokens/s", flush=True)
     med = {k: statistics.median(v) for k, v in speed.items()}
-    print(f"rows {args.rows}, tokens {args.tokens}: fp32 {med['fp32']:.1f} tokens/s, bf16 {med['bf16']:.1f} tokens/s, bf16/fp32 {med['bf16'] / med['fp32']:.2f}x")
+    print(
+        f"rows {args.rows}, tokens {args.tokens}: fp32 {med['fp32']:.1f} tokens/s, bf16 {med['bf16']:.1f} tokens/s, bf16/fp32 {med['bf16'] / med['fp32']:.2f}x"
+    )
     return med
 
 

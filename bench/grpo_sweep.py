@@ -116,8 +116,10 @@ def summarize(run_dir: Path) -> dict:
 
 
 def write_table(rows: list[dict], out: Path) -> str:
-    head = ("| run | steps | greedy before | greedy after | Δ | T=1 before | T=1 after | Δ | train acc first 5 → last 5 "
-            "| entropy first 5 → last 5 | max logp gap | RL min |")
+    head = (
+        "| run | steps | greedy before | greedy after | Δ | T=1 before | T=1 after | Δ | train acc first 5 → last 5 "
+        "| entropy first 5 → last 5 | max logp gap | RL min |"
+    )
     lines = [head, "|" + "---|" * 12]
     for r in rows:
         d1 = r["greedy_after"] - r["greedy_before"]
@@ -145,7 +147,7 @@ def plot(rows: list[dict], out: Path) -> Path | None:
         if r["curve"]:
             xs, ys = zip(*r["curve"])
             w = 5
-            smooth = [sum(ys[max(0, i - w + 1): i + 1]) / len(ys[max(0, i - w + 1): i + 1]) for i in range(len(ys))]
+            smooth = [sum(ys[max(0, i - w + 1) : i + 1]) / len(ys[max(0, i - w + 1) : i + 1]) for i in range(len(ys))]
             a.plot(xs, smooth, label=r["run"])
         if r["eval_curve"]:
             xs, ys = zip(*r["eval_curve"])
@@ -176,8 +178,15 @@ def main(argv: list[str] | None = None) -> None:
         args.start = args.start or "tiny-random"
         args.grid = args.grid or ["optim.lr=1e-5,2e-5"]
         args.set = [
-            "train.steps=2", "train.tasks_per_step=2", "rollout.group_size=2", "task.n_eval=4", "train.eval_every=1",
-            "train.eval_sampled=2", "rollout.max_response_tokens=48", "rollout.max_turn_tokens=48", "train.checkpoint_every=1",
+            "train.steps=2",
+            "train.tasks_per_step=2",
+            "rollout.group_size=2",
+            "task.n_eval=4",
+            "train.eval_every=1",
+            "train.eval_sampled=2",
+            "rollout.max_response_tokens=48",
+            "rollout.max_turn_tokens=48",
+            "train.checkpoint_every=1",
         ] + args.set
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -39,10 +39,17 @@ BENCH = Path(__file__).resolve().parent
 RECIPES = ("grpo", "dapo", "dr_grpo", "gspo", "arpo", "elpo", "e3_tir", "et_agent", "autotraj")
 FLAT = ("grpo", "dapo", "dr_grpo", "gspo", "e3_tir")
 # (key in result.json, column title, format)
-COLUMNS = (("greedy", "greedy acc", "{:.3f}"), ("accuracy", "T=1 acc", "{:.3f}"), ("pass@1", "pass@1", "{:.3f}"),
-           ("pass@4", "pass@4", "{:.3f}"), ("maj@4", "maj@4", "{:.3f}"), ("tool_calls", "calls/traj", "{:.2f}"),
-           ("response_tokens", "tokens/traj", "{:.0f}"), ("train_trajectories", "trained trajs", "{:.0f}"),
-           ("wall_s", "train s", "{:.0f}"))
+COLUMNS = (
+    ("greedy", "greedy acc", "{:.3f}"),
+    ("accuracy", "T=1 acc", "{:.3f}"),
+    ("pass@1", "pass@1", "{:.3f}"),
+    ("pass@4", "pass@4", "{:.3f}"),
+    ("maj@4", "maj@4", "{:.3f}"),
+    ("tool_calls", "calls/traj", "{:.2f}"),
+    ("response_tokens", "tokens/traj", "{:.0f}"),
+    ("train_trajectories", "trained trajs", "{:.0f}"),
+    ("wall_s", "train s", "{:.0f}"),
+)
 # What each paper claims over GRPO, and the metric that carries the claim at this scale.
 CLAIMS = {
     "dapo": ("DAPO (Yu et al. 2025): higher accuracy than GRPO (clip-higher, dynamic sampling, token-level loss)", "greedy", 1),
@@ -91,15 +98,21 @@ def mechanism(recipe: str, steps: list[dict], extra: dict) -> dict:
     """The recipe's own mechanism, from its training metrics (means over steps)."""
     if recipe == "elpo":
         deep = [s["tree/depth_max"] > 1 for s in steps if "tree/depth_max" in s]
-        return {"tree depth": _mean(steps, "tree/depth"), "critical step": _mean(steps, "tree/critical_step"),
-                "steps with a tree deeper than 1": sum(deep) / len(deep) if deep else None}
+        return {
+            "tree depth": _mean(steps, "tree/depth"),
+            "critical step": _mean(steps, "tree/critical_step"),
+            "steps with a tree deeper than 1": sum(deep) / len(deep) if deep else None,
+        }
     if recipe == "arpo":
         return {"forks per task": _mean(steps, "tree/branches_per_task"), "calls per training traj": _mean(steps, "rollout/tool_calls")}
     if recipe == "e3_tir":
         return {"anchored continuations that succeed": _mean(steps, "e3/anchor_success"), "expert share": _mean(steps, "e3/share")}
     if recipe == "et_agent":
-        return {"calls per training traj": _mean(steps, "rollout/tool_calls"), "flywheel trajectories": extra.get("flywheel_trajectories"),
-                "RFT examples": extra.get("rft_examples")}
+        return {
+            "calls per training traj": _mean(steps, "rollout/tool_calls"),
+            "flywheel trajectories": extra.get("flywheel_trajectories"),
+            "RFT examples": extra.get("rft_examples"),
+        }
     if recipe == "autotraj":
         rm = extra.get("rm") or {}
         return {"SFT examples": extra.get("sft_examples"), "pairs": extra.get("pairs"), "RM pairwise acc (held out)": rm.get("val_accuracy_after")}
@@ -133,9 +146,14 @@ class Seed:
         run(f"eval_{name}_t1", [*base, "--n", str(a.eval_samples), "--temperature", "1", "--out", str(out / "eval_t1")])
         g = json.loads((out / "eval_greedy" / "eval.json").read_text())
         r = json.loads((out / "eval_t1" / "eval.json").read_text())
-        return {"greedy": g["accuracy"], "accuracy": r["accuracy"], **{f"pass@{k}": v for k, v in r["pass_at_k"].items()},
-                **{f"maj@{k}": v for k, v in r["maj_at_k"].items()}, "tool_calls": r["tool_calls_per_task"],
-                "response_tokens": r["mean_policy_tokens"]}
+        return {
+            "greedy": g["accuracy"],
+            "accuracy": r["accuracy"],
+            **{f"pass@{k}": v for k, v in r["pass_at_k"].items()},
+            **{f"maj@{k}": v for k, v in r["maj_at_k"].items()},
+            "tool_calls": r["tool_calls_per_task"],
+            "response_tokens": r["mean_policy_tokens"],
+        }
 
     def run(self, recipe: str) -> dict:
         """Train and evaluate one recipe (or the start model, ``recipe == "start"``)."""
@@ -155,17 +173,34 @@ class Seed:
         else:
             c = self.stage_args(out)
             extra_recipe = [f"strategy.e3.expert={a.expert}"] if recipe == "e3_tir" else []
-            run("train", ["train", recipe, "--no-eval", *calib.rl(c, a.model, a.steps), f"run.name={recipe}",
-                          "train.sft_first=false", *budget_overrides(recipe, a.budget), *extra_recipe, *calib.common(c)])
+            run(
+                "train",
+                [
+                    "train",
+                    recipe,
+                    "--no-eval",
+                    *calib.rl(c, a.model, a.steps),
+                    f"run.name={recipe}",
+                    "train.sft_first=false",
+                    *budget_overrides(recipe, a.budget),
+                    *extra_recipe,
+                    *calib.common(c),
+                ],
+            )
             model, run_dir = str(out / recipe / "final_model"), out / recipe
         train_wall = sum(run.wall.values())
         row = self.evaluate(run, recipe, model, out)
         if run_dir is not None:
             steps = [s for d in ([run_dir] if recipe != "et_agent" else sorted((out / "et_agent").glob("round*"))) for s in _metrics(d)]
-            row |= {"train_trajectories": sum(s.get("rollout/n", 0) for s in steps), "wall_s": train_wall,
-                    "budget": a.steps * a.tasks_per_step * a.budget, "mechanism": mechanism(recipe, steps, extra),
-                    "logp_gap_max": max((s["policy/logp_gap_engine"] for s in steps if "policy/logp_gap_engine" in s), default=None)}
-        done.write_text(json.dumps({"recipe": recipe, "seed": self.seed, **row}, indent=2))
+            row |= {
+                "train_trajectories": sum(s.get("rollout/n", 0) for s in steps),
+                "wall_s": train_wall,
+                "budget": a.steps * a.tasks_per_step * a.budget,
+                "mechanism": mechanism(recipe, steps, extra),
+                "logp_gap_max": max((s["policy/logp_gap_engine"] for s in steps if "policy/logp_gap_engine" in s), default=None),
+            }
+        row = {"recipe": recipe, "seed": self.seed, **row}
+        done.write_text(json.dumps(row, indent=2))
         return row
 
 
@@ -181,8 +216,11 @@ def table(results: dict[str, list[dict]]) -> str:
     for recipe, rows in results.items():
         cells = [_cell(mean_ci([r.get(k) for r in rows if r.get(k) is not None]), f) for k, _, f in COLUMNS]
         gaps = [r["logp_gap_max"] for r in rows if r.get("logp_gap_max") is not None]
-        lines.append(f"| {recipe} | {len(rows)} | " + " | ".join(cells) + f" | {max(gaps):.4f} |" if gaps else
-                     f"| {recipe} | {len(rows)} | " + " | ".join(cells) + " | - |")
+        lines.append(
+            f"| {recipe} | {len(rows)} | " + " | ".join(cells) + f" | {max(gaps):.4f} |"
+            if gaps
+            else f"| {recipe} | {len(rows)} | " + " | ".join(cells) + " | - |"
+        )
     return head + "\n".join(lines) + "\n"
 
 
@@ -218,8 +256,12 @@ def mechanisms(results: dict[str, list[dict]]) -> str:
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     size = p.add_mutually_exclusive_group(required=True)
-    size.add_argument("--quick", action="store_true", help="tiny-random, 2 seeds, 2 steps, every recipe but AutoTraj (a random model "
-                                                            "never writes a correct repair): checks the pipeline and the equal budgets")
+    size.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny-random, 2 seeds, 2 steps, every recipe but AutoTraj (a random model "
+        "never writes a correct repair): checks the pipeline and the equal budgets",
+    )
     size.add_argument("--full", action="store_true", help="the documented settings (SmolLM2-135M after SFT, 3 seeds)")
     p.add_argument("--model", default=None, help="start model of every run (default: --quick tiny-random, --full runs/sft128)")
     p.add_argument("--recipes", default=",".join(RECIPES))
@@ -259,10 +301,12 @@ def main(argv: list[str] | None = None) -> dict:
         s = Seed(a, seed)
         for recipe in ["start", *recipes]:
             print(f"== seed {seed}: {recipe}", flush=True)
-            results.setdefault(recipe, []).append({"seed": seed, **s.run(recipe)})
-    md = (f"Start model {a.model}; {a.task} {a.difficulty}; {a.steps} steps x {a.tasks_per_step} tasks x {a.budget} trajectories; "
-          f"lr {a.lr:g}; eval {a.eval_tasks} held-out tasks (greedy, and {a.eval_samples} samples at T=1); seeds {a.seeds}. "
-          "Cells: mean ± 95% half-width over seeds.\n\n" + table(results) + "\n" + claims(results) + "\n" + mechanisms(results))
+            results.setdefault(recipe, []).append(s.run(recipe))
+    md = (
+        f"Start model {a.model}; {a.task} {a.difficulty}; {a.steps} steps x {a.tasks_per_step} tasks x {a.budget} trajectories; "
+        f"lr {a.lr:g}; eval {a.eval_tasks} held-out tasks (greedy, and {a.eval_samples} samples at T=1); seeds {a.seeds}. "
+        "Cells: mean ± 95% half-width over seeds.\n\n" + table(results) + "\n" + claims(results) + "\n" + mechanisms(results)
+    )
     (a.out / "results.md").write_text(md)
     (a.out / "results.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(a).items()}, "results": results}, indent=2))
     print(md)

@@ -73,8 +73,15 @@ def measure_update(model_name: str, bf16: bool, rows: int, seq_len: int, micro_b
     from tirl.train.update import policy_update
     from tirl.types import TrainRow
 
-    cfg = load_config("grpo", [f"model.name={model_name}", f"optim.bf16={str(bf16).lower()}", "tools.python=false",
-                               *([f"optim.micro_batch_size={micro_batch}"] if micro_batch else [])])
+    cfg = load_config(
+        "grpo",
+        [
+            f"model.name={model_name}",
+            f"optim.bf16={str(bf16).lower()}",
+            "tools.python=false",
+            *([f"optim.micro_batch_size={micro_batch}"] if micro_batch else []),
+        ],
+    )
     policy = Policy(cfg)
     tok = policy.tokenizer
     n_params = sum(p.numel() for p in policy.model.parameters())
@@ -88,10 +95,18 @@ def measure_update(model_name: str, bf16: bool, rows: int, seq_len: int, micro_b
         n = len(prompt) + len(response)
         mask = [0.0] * len(prompt) + [1.0] * len(response)
         adv = 1.0 if i % 2 == 0 else -1.0
-        train_rows.append(TrainRow(
-            input_ids=prompt + response, loss_mask=mask, advantage=[adv * m for m in mask], old_logprob=[0.0] * n,
-            clip_low=[cfg.algo.clip_low] * n, clip_high=[cfg.algo.clip_high] * n, offpolicy=[0.0] * n, detach=[0.0] * n,
-        ))
+        train_rows.append(
+            TrainRow(
+                input_ids=prompt + response,
+                loss_mask=mask,
+                advantage=[adv * m for m in mask],
+                old_logprob=[0.0] * n,
+                clip_low=[cfg.algo.clip_low] * n,
+                clip_high=[cfg.algo.clip_high] * n,
+                offpolicy=[0.0] * n,
+                detach=[0.0] * n,
+            )
+        )
     policy.model.train()
     # a short update first warms the allocator, oneDNN and AdamW's state (not timed)
     policy_update(policy, optimizer, train_rows[: cfg.optim.micro_batch_size], cfg.algo, cfg.optim, tok.pad_token_id, float(seq_len))
@@ -129,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="timed policy updates per precision (default 2; 1 with --quick)")
     parser.add_argument("--rows", type=int, default=16, help="rows per update batch and per decode batch")
     parser.add_argument("--seq-len", type=int, default=400, help="tokens per training row (prompt + response)")
-    parser.add_argument("--micro-batch", type=int, default=None, help="most rows per forward/backward (default: tirl's optim.micro_batch_size, with its token budget)")
+    parser.add_argument(
+        "--micro-batch", type=int, default=None, help="most rows per forward/backward (default: tirl's optim.micro_batch_size, with its token budget)"
+    )
     parser.add_argument("--decode-tokens", type=int, default=128, help="new tokens per decode row (0 skips decoding)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -151,12 +168,16 @@ def main(argv: list[str] | None = None) -> int:
         peak[mode] = max(g)
         print(f"| {mode} GFLOP/s | " + " | ".join(f"{x:.1f}" for x in g) + " |", flush=True)
     bandwidth = copy_gbps(64 if args.quick else 256, repeats)
-    print(f"\npeak: fp32 {peak['fp32']:.1f}, bf16 {peak['bf16']:.1f}, bf16 autocast {peak['bf16-autocast']:.1f} GFLOP/s; "
-          f"copy bandwidth {bandwidth:.1f} GB/s\n")
+    print(
+        f"\npeak: fp32 {peak['fp32']:.1f}, bf16 {peak['bf16']:.1f}, bf16 autocast {peak['bf16-autocast']:.1f} GFLOP/s; "
+        f"copy bandwidth {bandwidth:.1f} GB/s\n"
+    )
 
     mb = args.micro_batch or "tirl's default"
-    print(f"training update: tirl policy_update, {args.rows} rows x {args.seq_len} tokens, micro-batch {mb}, "
-          f"median of {args.steps} after a short warm-up update\n")
+    print(
+        f"training update: tirl policy_update, {args.rows} rows x {args.seq_len} tokens, micro-batch {mb}, "
+        f"median of {args.steps} after a short warm-up update\n"
+    )
     print("| precision | s/update | tokens/s (all positions) | trained tokens/s | roofline tokens/s | fraction of roofline |")
     print("|---|---:|---:|---:|---:|---:|")
     n_params = 0
@@ -166,8 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         tps = runs[0].processed_tokens / s
         roof = peak[peak_key] * 1e9 / (6 * n_params)
         print(f"| {precision} | {s:.2f} | {tps:.0f} | {runs[0].trained_tokens / s:.0f} | {roof:.0f} | {tps / roof:.2f} |", flush=True)
-    print(f"\nparams {n_params / 1e6:.1f}M; roofline = peak / (6 x params); bf16 rows use the bf16-autocast peak, "
-          f"fp32 rows the fp32 peak (bf16 native peak {peak['bf16'] * 1e9 / (6 * n_params):.0f} tokens/s)")
+    print(
+        f"\nparams {n_params / 1e6:.1f}M; roofline = peak / (6 x params); bf16 rows use the bf16-autocast peak, "
+        f"fp32 rows the fp32 peak (bf16 native peak {peak['bf16'] * 1e9 / (6 * n_params):.0f} tokens/s)"
+    )
 
     if args.decode_tokens:
         print(f"\ndecode: tirl HFEngine, {args.rows} rows x {args.decode_tokens} new tokens (temperature 1)\n")

@@ -78,15 +78,17 @@ def main(argv: list[str] | None = None) -> int:
     if "bwrap" in modes and not bwrap_works():
         print("bubblewrap does not work here; skipping isolation=bwrap", file=sys.stderr)
         modes.remove("bwrap")
-    print(f"workers={args.workers} concurrency={args.concurrency} calls={args.calls} repeats={args.repeats} "
-          f"(medians over repeats)\n")
+    print(f"workers={args.workers} concurrency={args.concurrency} calls={args.calls} repeats={args.repeats} (medians over repeats)\n")
     print("| isolation | calls/s | p50 ms | p99 ms |")
     print("|---|---:|---:|---:|")
     for mode in modes:
         runs = bench(mode, args.workers, args.concurrency, args.calls, args.repeats)
-        print(f"| {mode} | {statistics.median(r.calls_per_s for r in runs):.0f} "
-              f"| {statistics.median(r.p50_ms for r in runs):.2f} "
-              f"| {statistics.median(r.p99_ms for r in runs):.2f} |", flush=True)
+        print(
+            f"| {mode} | {statistics.median(r.calls_per_s for r in runs):.0f} "
+            f"| {statistics.median(r.p50_ms for r in runs):.2f} "
+            f"| {statistics.median(r.p99_ms for r in runs):.2f} |",
+            flush=True,
+        )
     return 0
 
 

@@ -30,7 +30,6 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
 
     from torch.nn.attention import SDPBackend, sdpa_kernel
-
     from update_rows import update_rows
 
     from tirl.config import load_config
@@ -43,7 +42,10 @@ def main(argv: list[str] | None = None) -> dict:
         "eager": ("eager", contextlib.nullcontext),
         "grouped": ("grouped", contextlib.nullcontext),
     }
-    cfgs = {k: load_config("grpo", [f"model.name={args.model}", "tools.python=false", "optim.lr=1e-9", f"optim.attention={a}"]) for k, (a, _) in settings.items()}
+    cfgs = {
+        k: load_config("grpo", [f"model.name={args.model}", "tools.python=false", "optim.lr=1e-9", f"optim.attention={a}"])
+        for k, (a, _) in settings.items()
+    }
     policy = Policy(cfgs["sdpa"])
     tok = policy.tokenizer
     opt = make_optimizer(policy.trainable_parameters(), 1e-9, 0.0, (0.9, 0.99))
@@ -63,8 +65,11 @@ def main(argv: list[str] | None = None) -> dict:
                 times[name].append(time.perf_counter() - t)
             print(f"{name} repeat {rep}: {times[name][-1]:.2f} s", flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
-    print("medians: " + ", ".join(f"{k} {v:.2f} s" for k, v in med.items())
-          + f"; sdpa / eager {med['sdpa'] / med['eager']:.2f}x, eager / grouped {med['eager'] / med['grouped']:.2f}x")
+    print(
+        "medians: "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in med.items())
+        + f"; sdpa / eager {med['sdpa'] / med['eager']:.2f}x, eager / grouped {med['eager'] / med['grouped']:.2f}x"
+    )
     return med
 
 

@@ -54,8 +54,13 @@ def main(argv: list[str] | None = None) -> dict:
         f"{n} rows/pass, logits": (n, logits_path),
         f"{n} rows/pass, fused": (n, contextlib.nullcontext),
     }
-    cfgs = {k: load_config("grpo", [f"model.name={args.model}", "tools.python=false", "optim.lr=1e-9", f"optim.micro_batch_size={mb}", "optim.micro_batch_tokens=100000"])
-            for k, (mb, _) in settings.items()}
+    cfgs = {
+        k: load_config(
+            "grpo",
+            [f"model.name={args.model}", "tools.python=false", "optim.lr=1e-9", f"optim.micro_batch_size={mb}", "optim.micro_batch_tokens=100000"],
+        )
+        for k, (mb, _) in settings.items()
+    }
     first = next(iter(cfgs.values()))
     policy = Policy(first)
     tok = policy.tokenizer
@@ -76,8 +81,11 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"{name} repeat {rep}: {times[name][-1]:.2f} s", flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     names = list(med)
-    print("medians: " + ", ".join(f"{k} {v:.2f} s" for k, v in med.items())
-          + f"; {names[0]} / {names[2]} {med[names[0]] / med[names[2]]:.2f}x, {names[1]} / {names[2]} {med[names[1]] / med[names[2]]:.2f}x")
+    print(
+        "medians: "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in med.items())
+        + f"; {names[0]} / {names[2]} {med[names[0]] / med[names[2]]:.2f}x, {names[1]} / {names[2]} {med[names[1]] / med[names[2]]:.2f}x"
+    )
     return med
 
 

@@ -36,7 +36,13 @@ def one(args) -> dict:
     policy.model.train()
     policy_update(policy, opt, rows, cfg.algo, cfg.optim, tok.pad_token_id, float(args.response))
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"tokens": args.one, "passes": len(passes), "rows_per_pass": max(len(p) for p in passes), "before_gb": before / 2**20, "after_gb": after / 2**20}
+    return {
+        "tokens": args.one,
+        "passes": len(passes),
+        "rows_per_pass": max(len(p) for p in passes),
+        "before_gb": before / 2**20,
+        "after_gb": after / 2**20,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,7 +60,20 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.tasks} tasks x {args.group} rows, response {args.response} tokens\n")
     print("| micro_batch_tokens | passes | rows per pass | peak GiB before update | peak GiB after |\n|---:|---:|---:|---:|---:|")
     for t in args.tokens:
-        cmd = [sys.executable, __file__, "--model", args.model, "--tasks", str(args.tasks), "--group", str(args.group), "--response", str(args.response), "--one", str(t)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--model",
+            args.model,
+            "--tasks",
+            str(args.tasks),
+            "--group",
+            str(args.group),
+            "--response",
+            str(args.response),
+            "--one",
+            str(t),
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
         r = json.loads(out)
         print(f"| {t} | {r['passes']} | {r['rows_per_pass']} | {r['before_gb']:.2f} | {r['after_gb']:.2f} |", flush=True)

@@ -68,10 +68,20 @@ def child(variant: str, n_prompts: int, max_tokens: int, repeats: int) -> dict:
         llm = LLM(
             # chunked prefill off and a step budget of the context length, as VLLMEngine sets on CPU
             # (vLLM 0.32's CPU runner fails on a seeded request whose prefill is split)
-            model=resolve_model_path(MODEL), dtype="float32", seed=0, max_num_seqs=64, max_model_len=8192,
-            enable_chunked_prefill=False, max_num_batched_tokens=8192,
-            enable_prefix_caching=True, kv_cache_memory_bytes=2 * 2**30, enforce_eager=True, logprobs_mode="processed_logprobs",
-            max_logprobs=20, distributed_executor_backend="uni", disable_log_stats=True,
+            model=resolve_model_path(MODEL),
+            dtype="float32",
+            seed=0,
+            max_num_seqs=64,
+            max_model_len=8192,
+            enable_chunked_prefill=False,
+            max_num_batched_tokens=8192,
+            enable_prefix_caching=True,
+            kv_cache_memory_bytes=2 * 2**30,
+            enforce_eager=True,
+            logprobs_mode="processed_logprobs",
+            max_logprobs=20,
+            distributed_executor_backend="uni",
+            disable_log_stats=True,
         )
         # vLLM means to serve with one torch thread, but in-process its CPU worker has already
         # replaced torch.set_num_threads by a no-op when it tries; with two threads on this
@@ -79,15 +89,27 @@ def child(variant: str, n_prompts: int, max_tokens: int, repeats: int) -> dict:
         torch._C.set_num_threads(1)
 
         def run(rep: int):
-            sps = [VSP(temperature=1.0, max_tokens=max_tokens, seed=1000 * rep + i, stop=list(STOPS), include_stop_str_in_output=True,
-                       skip_special_tokens=False, logprobs=20) for i in range(len(prompts))]
+            sps = [
+                VSP(
+                    temperature=1.0,
+                    max_tokens=max_tokens,
+                    seed=1000 * rep + i,
+                    stop=list(STOPS),
+                    include_stop_str_in_output=True,
+                    skip_special_tokens=False,
+                    logprobs=20,
+                )
+                for i in range(len(prompts))
+            ]
             outs = llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], sps, use_tqdm=False)
             return [list(o.outputs[0].token_ids) for o in outs]
     else:
         from tirl.engine.factory import EngineConfig
         from tirl.engine.vllm_engine import VLLMEngine, VLLMEngineConfig
 
-        eng = VLLMEngine(lm.model, lm.tokenizer, EngineConfig(backend="vllm", max_batch=64, prefill_chunk=2048, seed=0, vllm=VLLMEngineConfig(kv_cache_gb=2.0)))
+        eng = VLLMEngine(
+            lm.model, lm.tokenizer, EngineConfig(backend="vllm", max_batch=64, prefill_chunk=2048, seed=0, vllm=VLLMEngineConfig(kv_cache_gb=2.0))
+        )
         t = time.perf_counter()
         eng.sync_weights()
         extra["sync_s"] = time.perf_counter() - t
@@ -97,14 +119,17 @@ def child(variant: str, n_prompts: int, max_tokens: int, repeats: int) -> dict:
             return [GenerationRequest(p, sp, seed=1000 * rep + i) for i, p in enumerate(prompts)]
 
         if variant == "tirl":
+
             def run(rep: int):
                 return [c.token_ids for c in eng.generate(reqs(rep))]
         else:
+
             async def many(rs):
                 return await asyncio.gather(*(eng.agenerate(r) for r in rs))
 
             def run(rep: int):
                 return [c.token_ids for c in asyncio.run(many(reqs(rep)))]
+
     run(99)  # warm-up (and the first allocation of the cache)
     tokens = []
     for rep in range(repeats):
@@ -130,7 +155,18 @@ def main() -> None:
     results: dict[str, list[dict]] = {v: [] for v in VARIANTS}
     for rnd in range(args.rounds):
         for v in VARIANTS:
-            cmd = [sys.executable, __file__, "--child", v, "--prompts", str(args.prompts), "--max-tokens", str(args.max_tokens), "--repeats", str(args.repeats)]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--child",
+                v,
+                "--prompts",
+                str(args.prompts),
+                "--max-tokens",
+                str(args.max_tokens),
+                "--repeats",
+                str(args.repeats),
+            ]
             out = subprocess.run(cmd, capture_output=True, text=True)
             line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
             if out.returncode != 0 or line is None:
@@ -140,7 +176,9 @@ def main() -> None:
             print(f"round {rnd + 1} {v}: passes {', '.join(f'{s:.2f}' for s in r['passes_s'])} s, {r['tokens'][0]} tokens", flush=True)
     same = all(r["first_ids"] == results["raw"][0]["first_ids"] for v in VARIANTS for r in results[v])
     base = statistics.median([s for r in results["raw"] for s in r["passes_s"]])
-    print(f"\n{args.prompts} prompts x <= {args.max_tokens} tokens, temperature 1, seeded; same sampled tokens in every variant: {'yes' if same else 'NO'}")
+    print(
+        f"\n{args.prompts} prompts x <= {args.max_tokens} tokens, temperature 1, seeded; same sampled tokens in every variant: {'yes' if same else 'NO'}"
+    )
     print("\n| variant | median s/pass | tokens/pass | tokens/s | vs raw vLLM |\n|---|---:|---:|---:|---:|")
     for v in VARIANTS:
         med = statistics.median([s for r in results[v] for s in r["passes_s"]])

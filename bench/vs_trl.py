@@ -137,7 +137,9 @@ def trl_trainer(args, bf16: bool, tasks, protocol, out_dir: Path, callback):
         disable_tqdm=True,
         seed=args.seed,
     )
-    trainer = GRPOTrainer(model=lm.model, reward_funcs=correct, args=config, train_dataset=Dataset.from_list(rows), processing_class=tok, callbacks=[callback])
+    trainer = GRPOTrainer(
+        model=lm.model, reward_funcs=correct, args=config, train_dataset=Dataset.from_list(rows), processing_class=tok, callbacks=[callback]
+    )
     trainer.remove_callback(PrinterCallback)  # its per-step log dicts would bury the table
     return trainer
 
@@ -179,8 +181,12 @@ def make_callback(args, tirl, results: dict[str, Timings]):
                 r.update_s.append(m.get("time/update_s", 0.0))
                 r.completion_tokens.append(m.get("rollout/policy_tokens", 0.0))
                 r.accuracy.append(m.get("reward/accuracy", 0.0))
-            print(f"step {self.step}{'' if timed else ' (warm-up)'}: TRL {t1 - self.t0:.1f}s, tirl {m['time/step_s']:.1f}s "
-                  f"(rollout {m['time/rollout_s']:.1f}s, update {m.get('time/update_s', 0.0):.1f}s)", file=sys.stderr, flush=True)
+            print(
+                f"step {self.step}{'' if timed else ' (warm-up)'}: TRL {t1 - self.t0:.1f}s, tirl {m['time/step_s']:.1f}s "
+                f"(rollout {m['time/rollout_s']:.1f}s, update {m.get('time/update_s', 0.0):.1f}s)",
+                file=sys.stderr,
+                flush=True,
+            )
 
         def on_log(self, a, state, control, logs=None, **kw):
             if logs and self.step > args.warmup and "rewards/correct/mean" in logs:
@@ -217,9 +223,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group", type=int, default=4, help="completions per task")
     parser.add_argument("--max-tokens", type=int, default=128, help="max new tokens per completion")
     parser.add_argument("--lr", type=float, default=1e-6)
-    parser.add_argument("--precision", choices=["bf16", "fp32", "both", "defaults"], default="bf16",
-                        help="bf16 autocast or fp32 for both; 'both' runs bf16 then fp32; 'defaults' runs each trainer "
-                             "at its own default (TRL: bf16 autocast; tirl: auto = bf16 only where the CPU has native bf16)")
+    parser.add_argument(
+        "--precision",
+        choices=["bf16", "fp32", "both", "defaults"],
+        default="bf16",
+        help="bf16 autocast or fp32 for both; 'both' runs bf16 then fp32; 'defaults' runs each trainer "
+        "at its own default (TRL: bf16 autocast; tirl: auto = bf16 only where the CPU has native bf16)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     args.model = args.model or ("tiny-random" if args.quick else "smollm2-135m-instruct")
@@ -240,25 +250,34 @@ def main(argv: list[str] | None = None) -> int:
     else:
         all_results = {p: run(args, p == "bf16", p == "bf16") for p in precisions}
 
-    print(f"model={args.model} batch={args.tasks} tasks x {args.group} completions, max_new_tokens={args.max_tokens}, "
-          f"lr={args.lr}, no tools, no KL; {args.steps} timed steps after {args.warmup} warm-up (medians)")
+    print(
+        f"model={args.model} batch={args.tasks} tasks x {args.group} completions, max_new_tokens={args.max_tokens}, "
+        f"lr={args.lr}, no tools, no KL; {args.steps} timed steps after {args.warmup} warm-up (medians)"
+    )
     print(f"torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}, threads {torch.get_num_threads()}\n")
     print("| precision | trainer | s/step | generate s | update s | other s | sampled tokens/row | accuracy |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for p, results in all_results.items():
         for name, r in results.items():
             other = r.median("step_s") - r.median("generate_s") - r.median("update_s")
-            print(f"| {p} | {name} | {r.median('step_s'):.2f} | {r.median('generate_s'):.2f} | {r.median('update_s'):.2f} "
-                  f"| {max(other, 0.0):.2f} | {r.median('completion_tokens'):.0f} | {r.median('accuracy'):.2f} |")
+            print(
+                f"| {p} | {name} | {r.median('step_s'):.2f} | {r.median('generate_s'):.2f} | {r.median('update_s'):.2f} "
+                f"| {max(other, 0.0):.2f} | {r.median('completion_tokens'):.0f} | {r.median('accuracy'):.2f} |"
+            )
     print()
     for p, results in all_results.items():
         ratios = [a / b for a, b in zip(results["tirl"].step_s, results["TRL"].step_s)]
-        print(f"{p}: per-step seconds " + "; ".join(f"{n} " + ", ".join(f"{s:.1f}" for s in r.step_s) for n, r in results.items())
-              + f"; per-step ratios tirl/TRL {', '.join(f'{x:.2f}' for x in ratios)}")
+        print(
+            f"{p}: per-step seconds "
+            + "; ".join(f"{n} " + ", ".join(f"{s:.1f}" for s in r.step_s) for n, r in results.items())
+            + f"; per-step ratios tirl/TRL {', '.join(f'{x:.2f}' for x in ratios)}"
+        )
     print()
     for p, results in all_results.items():
-        print(f"tirl step time / TRL step time{'' if len(all_results) == 1 else f' ({p})'}: "
-              f"{results['tirl'].median('step_s') / results['TRL'].median('step_s'):.2f}")
+        print(
+            f"tirl step time / TRL step time{'' if len(all_results) == 1 else f' ({p})'}: "
+            f"{results['tirl'].median('step_s') / results['TRL'].median('step_s'):.2f}"
+        )
     return 0
 
 

@@ -6,7 +6,17 @@ import math
 import pytest
 import torch
 
-from tirl.algo import ADVANTAGES, AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES, AdvantageConfig, BatchCounts, LossConfig, LossInput, nonzero_variance_groups
+from tirl.algo import (
+    ADVANTAGES,
+    AGGREGATIONS,
+    KL_ESTIMATORS,
+    POLICY_LOSSES,
+    AdvantageConfig,
+    BatchCounts,
+    LossConfig,
+    LossInput,
+    nonzero_variance_groups,
+)
 from tirl.rewards.overlong import overlong_penalty
 
 R = torch.tensor([1.0, 0.0, 0.0, 1.0, 2.0, 2.0])
@@ -60,9 +70,9 @@ def test_ppo_clip_hand_computed():
 def _reference_ppo(logp, old, adv, lo, hi):
     """Slow per-token reference loop."""
     out = []
-    for lp, o, a, l, h in zip(logp, old, adv, lo, hi):
+    for lp, o, a, low, h in zip(logp, old, adv, lo, hi):
         r = math.exp(lp - o)
-        out.append(-min(r * a, min(max(r, 1 - l), 1 + h) * a))
+        out.append(-min(r * a, min(max(r, 1 - low), 1 + h) * a))
     return out
 
 

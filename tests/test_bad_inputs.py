@@ -65,9 +65,18 @@ def _cases(d: Path) -> list[tuple[str, list[str], str]]:
     ev = ["eval", "--model", "tiny-random", "--n", "1", "--n-tasks", "2", "--max-response-tokens", "8"]
     cases = []
     for name, expect in [
-        ("bad_line.jsonl", "line 2"), ("no_answer.jsonl", "answer"), ("null_answer.jsonl", "null"), ("bool_answer.jsonl", "boolean"),
-        ("nan_answer.jsonl", "answer"), ("latin1.jsonl", "UTF-8"), ("dup_ids.jsonl", "repeats"), ("huge_int.jsonl", "line 1"),
-        ("deep.jsonl", "line 1"), ("empty.jsonl", "no tasks"), ("blank_lines.jsonl", "no tasks"), ("wrong_cols.parquet", "prompt"),
+        ("bad_line.jsonl", "line 2"),
+        ("no_answer.jsonl", "answer"),
+        ("null_answer.jsonl", "null"),
+        ("bool_answer.jsonl", "boolean"),
+        ("nan_answer.jsonl", "answer"),
+        ("latin1.jsonl", "UTF-8"),
+        ("dup_ids.jsonl", "repeats"),
+        ("huge_int.jsonl", "line 1"),
+        ("deep.jsonl", "line 1"),
+        ("empty.jsonl", "no tasks"),
+        ("blank_lines.jsonl", "no tasks"),
+        ("wrong_cols.parquet", "prompt"),
         ("missing.jsonl", "not found"),
     ]:
         cases.append((f"task-{name}", ev + ["--task", str(d / name)], expect))
@@ -103,7 +112,11 @@ def _cases(d: Path) -> list[tuple[str, list[str], str]]:
         ("train-run-name", ["train", "grpo", "run.name=../../x"], "run.name"),
         ("train-unknown-field", ["train", "grpo", "optim.lrr=1"], "optim.lrr"),
         ("train-unknown-recipe", ["train", "grpoo"], "grpoo"),
-        ("train-prompts-over-context", ["train", "grpo", "model.name=tiny-random", f"task.name={d / 'too_long.jsonl'}", f"run.out_dir={d / 'runs'}", "run.name=long"], "none is left"),
+        (
+            "train-prompts-over-context",
+            ["train", "grpo", "model.name=tiny-random", f"task.name={d / 'too_long.jsonl'}", f"run.out_dir={d / 'runs'}", "run.name=long"],
+            "none is left",
+        ),
         ("train-empty-tasks", ["train", "grpo", "model.name=tiny-random", f"task.name={d / 'empty.jsonl'}", f"run.out_dir={d / 'runs'}"], "no tasks"),
     ]
     return cases

@@ -26,7 +26,25 @@ def test_hf_generate_engine_logprobs_and_budgets(tiny):
 
 def test_bench_rollout_cli_compares_engines(tmp_path):
     out = tmp_path / "bench.json"
-    res = CliRunner().invoke(app, ["bench", "rollout", "--model", "tiny-random", "--n-tasks", "2", "--group-size", "2", "--max-tokens", "12", "--engines", "tirl,hf-generate", "--out", str(out)])
+    res = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "rollout",
+            "--model",
+            "tiny-random",
+            "--n-tasks",
+            "2",
+            "--group-size",
+            "2",
+            "--max-tokens",
+            "12",
+            "--engines",
+            "tirl,hf-generate",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "speedup vs HF generate:" in res.output
     data = json.loads(out.read_text())

@@ -18,8 +18,13 @@ def tiny_llama(seed=0):
 
     torch.manual_seed(seed)
     cfg = LlamaConfig(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=2, vocab_size=128, tie_word_embeddings=True,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        vocab_size=128,
+        tie_word_embeddings=True,
     )
     return LlamaForCausalLM(cfg)
 
@@ -62,7 +67,9 @@ def test_round_trip_restores_everything(tmp_path):
     want_weights = {k: v.clone() for k, v in model.state_dict().items()}
     want_opt = opt.state_dict()
     want_opt_state = {i: {k: v.clone() if torch.is_tensor(v) else v for k, v in s.items()} for i, s in want_opt["state"].items()}
-    path = save_checkpoint(tmp_path, 2, model=model, optimizer=opt, scheduler=sched, trainer_state={"data_pos": 17, "seen": [1, 2]}, rng_extra={"engine": gen})
+    path = save_checkpoint(
+        tmp_path, 2, model=model, optimizer=opt, scheduler=sched, trainer_state={"data_pos": 17, "seen": [1, 2]}, rng_extra={"engine": gen}
+    )
     assert path == tmp_path / "checkpoints" / "step_000002" and (path / "COMPLETE").is_file()
     assert {p.name for p in path.iterdir()} == {"model", "optimizer.pt", "scheduler.pt", "rng.pt", "trainer_state.json", "COMPLETE"}
     expected_draws = draws(gen)

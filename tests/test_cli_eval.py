@@ -9,8 +9,24 @@ from tirl.cli.main import app
 
 def test_eval_applies_overrides(tmp_path):
     out = tmp_path / "ev"
-    res = CliRunner().invoke(app, ["eval", "--model", "tiny-random", "--n", "1", "--n-tasks", "2", "--max-response-tokens", "24",
-                                   "--out", str(out), "rollout.max_turn_tokens=6", "tools.sandbox_workers=1"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--model",
+            "tiny-random",
+            "--n",
+            "1",
+            "--n-tasks",
+            "2",
+            "--max-response-tokens",
+            "24",
+            "--out",
+            str(out),
+            "rollout.max_turn_tokens=6",
+            "tools.sandbox_workers=1",
+        ],
+    )
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in (out / "trajectories.jsonl").read_text().splitlines()]
     assert len(rows) == 2

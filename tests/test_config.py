@@ -22,15 +22,18 @@ def test_overrides_and_types():
     assert parse_overrides(["a.b.c=3"]) == {"a": {"b": {"c": 3}}}
 
 
-@pytest.mark.parametrize("override, needle", [
-    ("algo.clip_lo=0.3", "algo.clip_lo: unknown field"),
-    ("rollout.group_size=abc", "rollout.group_size"),
-    ("rollout.group_size=1", "group_size must be >= 2"),
-    ("algo.loss=ppo", "algo.loss"),
-    ("train.steps", "not of the form"),
-    ("algo.std_normalize=false", "for Dr. GRPO set algo.advantage=dr_grpo"),
-    ("algo.offpolicy_loss=plain_is", "algo.offpolicy_loss was removed"),
-])
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("algo.clip_lo=0.3", "algo.clip_lo: unknown field"),
+        ("rollout.group_size=abc", "rollout.group_size"),
+        ("rollout.group_size=1", "group_size must be >= 2"),
+        ("algo.loss=ppo", "algo.loss"),
+        ("train.steps", "not of the form"),
+        ("algo.std_normalize=false", "for Dr. GRPO set algo.advantage=dr_grpo"),
+        ("algo.offpolicy_loss=plain_is", "algo.offpolicy_loss was removed"),
+    ],
+)
 def test_bad_input_is_one_line_naming_the_field(override, needle):
     with pytest.raises(ConfigError) as e:
         load_config("grpo", [override])
@@ -74,16 +77,23 @@ def test_sandbox_section_mirrors_the_sandbox_dataclass():
 def test_sandbox_settings_reach_the_sandbox():
     from tirl.train.components import sandbox_config
 
-    cfg = load_config("grpo", ["tools.sandbox.cpu_s=3", "tools.sandbox.max_procs=8", "tools.sandbox.preload=[math]",
-                               "tools.sandbox.max_output_chars=200", "tools.isolation=none"])
+    cfg = load_config(
+        "grpo",
+        [
+            "tools.sandbox.cpu_s=3",
+            "tools.sandbox.max_procs=8",
+            "tools.sandbox.preload=[math]",
+            "tools.sandbox.max_output_chars=200",
+            "tools.isolation=none",
+        ],
+    )
     sc = sandbox_config(cfg)
     assert (sc.cpu_s, sc.max_procs, sc.preload, sc.max_output_chars, sc.isolation) == (3.0, 8, ("math",), 200, "none")
     sc.validate()  # the sandbox's own checks agree with the section's
 
 
 def test_flat_sandbox_keys_are_aliases():
-    cfg = load_config("grpo", ["tools.sandbox_workers=3", "tools.timeout_s=5", "tools.isolation=none",
-                               "tools.sandbox_worker_memory_mb=0"])
+    cfg = load_config("grpo", ["tools.sandbox_workers=3", "tools.timeout_s=5", "tools.isolation=none", "tools.sandbox_worker_memory_mb=0"])
     sb = cfg.tools.sandbox
     assert (sb.workers, sb.timeout_s, sb.isolation, sb.worker_memory_mb) == (3, 5.0, "none", 0)
     assert (cfg.tools.sandbox_workers, cfg.tools.timeout_s, cfg.tools.isolation, cfg.tools.sandbox_worker_memory_mb) == (3, 5.0, "none", 0)
@@ -98,13 +108,16 @@ def test_flat_sandbox_keys_are_aliases():
     assert load_config("grpo", ["tools.timeout_s=5", "tools.sandbox.timeout_s=5"]).tools.timeout_s == 5.0
 
 
-@pytest.mark.parametrize("override, needle", [
-    (["tools.sandbox.cpu_s=0"], "tools.sandbox.cpu_s"),
-    (["tools.sandbox.isolation=docker"], "tools.sandbox.isolation"),
-    (["tools.sandbox.max_proc=3"], "tools.sandbox.max_proc: unknown field"),
-    (["tools.sandbox_workers=0"], "tools.sandbox.workers"),
-    (["tools.timeout_s=5", "tools.sandbox.timeout_s=6"], "tools.timeout_s (5) and tools.sandbox.timeout_s (6)"),
-])
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        (["tools.sandbox.cpu_s=0"], "tools.sandbox.cpu_s"),
+        (["tools.sandbox.isolation=docker"], "tools.sandbox.isolation"),
+        (["tools.sandbox.max_proc=3"], "tools.sandbox.max_proc: unknown field"),
+        (["tools.sandbox_workers=0"], "tools.sandbox.workers"),
+        (["tools.timeout_s=5", "tools.sandbox.timeout_s=6"], "tools.timeout_s (5) and tools.sandbox.timeout_s (6)"),
+    ],
+)
 def test_bad_sandbox_setting_is_one_line(override, needle):
     with pytest.raises(ConfigError) as e:
         load_config("grpo", override)

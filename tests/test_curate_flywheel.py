@@ -52,12 +52,15 @@ def test_flywheel_rounds_buffer_and_resume(tiny, echo_tool, tmp_path):
     b = Task("b", "What is 3+6?", "9", {"verifier": "exact"})
     policy = ScriptedEngine(tok, POLICY)
     rcfg = RolloutConfig(group_size=1, max_tool_calls=4, max_response_tokens=300)
-    judge_engine = ReplyEngine(tok, [
-        # round 1, task a (correct, 2 calls): step 2 is redundant; the corrected step answers
-        "Step: 2\nCorrected Step: <think>I know it is 4.</think>\n<answer>\\boxed{4}</answer>",
-        # round 1, task b (wrong): step 1 is flawed; the corrected step runs new code
-        "Step: 1\nAnalysis: wrong numbers\nCorrected Step: <think>3 plus 6</think>\n<python>3+6</python>",
-    ])
+    judge_engine = ReplyEngine(
+        tok,
+        [
+            # round 1, task a (correct, 2 calls): step 2 is redundant; the corrected step answers
+            "Step: 2\nCorrected Step: <think>I know it is 4.</think>\n<answer>\\boxed{4}</answer>",
+            # round 1, task b (wrong): step 1 is flawed; the corrected step runs new code
+            "Step: 1\nAnalysis: wrong numbers\nCorrected Step: <think>3 plus 6</think>\n<python>3+6</python>",
+        ],
+    )
     cfg = FlywheelConfig(rounds=1, initial_samples=1)
     buf = asyncio.run(run_flywheel([a, b], tmp_path, policy, ChatModel(judge_engine), proto, tok, rcfg, cfg))
     assert buf.completed == 1
@@ -92,7 +95,9 @@ def test_flywheel_rounds_buffer_and_resume(tiny, echo_tool, tmp_path):
     # round 2 picked a's shortest correct trajectory (the 1-call redundant-removal result)
     assert buf2.entries[by_op[("a", "redundant")].uid].evolved
     # a third call with rounds=2 has nothing left to do
-    buf3 = asyncio.run(run_flywheel([a, b], tmp_path, policy, ChatModel(ReplyEngine(tok, [])), proto, tok, rcfg, FlywheelConfig(rounds=2, initial_samples=1)))
+    buf3 = asyncio.run(
+        run_flywheel([a, b], tmp_path, policy, ChatModel(ReplyEngine(tok, [])), proto, tok, rcfg, FlywheelConfig(rounds=2, initial_samples=1))
+    )
     assert len(buf3.entries) == 7
 
     rft = rft_set(Buffer(tmp_path).load(), proto)
@@ -115,8 +120,20 @@ def test_cli_flywheel_runs_and_resumes_on_tiny_random(tmp_path):
 
     from tirl.cli.main import app
 
-    args = ["flywheel", "model.name=tiny-random", "flywheel.rounds=1", "flywheel.initial_samples=1", "flywheel.judge_max_tokens=16", "rollout.max_response_tokens=24",
-            "rollout.max_turn_tokens=24", "task.difficulty=1", "--n-tasks", "2", "--out", str(tmp_path)]
+    args = [
+        "flywheel",
+        "model.name=tiny-random",
+        "flywheel.rounds=1",
+        "flywheel.initial_samples=1",
+        "flywheel.judge_max_tokens=16",
+        "rollout.max_response_tokens=24",
+        "rollout.max_turn_tokens=24",
+        "task.difficulty=1",
+        "--n-tasks",
+        "2",
+        "--out",
+        str(tmp_path),
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "state.json").read_text()) == {"completed_rounds": 1}
@@ -132,10 +149,27 @@ def test_cli_curriculum_one_round_on_tiny_random(tmp_path):
 
     from tirl.cli.main import app
 
-    res = CliRunner().invoke(app, ["curriculum", "et_agent", "model.name=tiny-random", f"run.out_dir={tmp_path}", "run.name=cur",
-                                   "pareto.rounds=1", "pareto.n_candidates=3", "pareto.samples_per_task=2", "pareto.n_select=2",
-                                   "pareto.mixed_only=false", "train.steps=1", "train.tasks_per_step=2", "rollout.group_size=2",
-                                   "rollout.max_response_tokens=16", "rollout.max_turn_tokens=16", "task.difficulty=1"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "curriculum",
+            "et_agent",
+            "model.name=tiny-random",
+            f"run.out_dir={tmp_path}",
+            "run.name=cur",
+            "pareto.rounds=1",
+            "pareto.n_candidates=3",
+            "pareto.samples_per_task=2",
+            "pareto.n_select=2",
+            "pareto.mixed_only=false",
+            "train.steps=1",
+            "train.tasks_per_step=2",
+            "rollout.group_size=2",
+            "rollout.max_response_tokens=16",
+            "rollout.max_turn_tokens=16",
+            "task.difficulty=1",
+        ],
+    )
     assert res.exit_code == 0, res.output
     rdir = tmp_path / "cur" / "round1"
     assert len((rdir / "tasks.jsonl").read_text().splitlines()) == 2

@@ -8,7 +8,14 @@ import math
 import pytest
 
 from tirl.curate.pareto import (
-    crowding_distance, dominates, group_stats, non_dominated_sort, nsga2_select, select_tasks, variance, write_tasks,
+    crowding_distance,
+    dominates,
+    group_stats,
+    non_dominated_sort,
+    nsga2_select,
+    select_tasks,
+    variance,
+    write_tasks,
 )
 from tirl.tasks import load_tasks
 from tirl.types import Observation, Origin, Segment, Step, StopReason, Task, ToolCall, Trajectory

@@ -9,7 +9,13 @@ import torch
 
 from tirl.algo.preference import bradley_terry_loss, pairwise_accuracy
 from tirl.curate.quality import (
-    accept_repair, length_closeness, no_hedging, quality_score, quality_scores, triage, trigram_repetition,
+    accept_repair,
+    length_closeness,
+    no_hedging,
+    quality_score,
+    quality_scores,
+    triage,
+    trigram_repetition,
 )
 
 

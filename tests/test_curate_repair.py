@@ -69,8 +69,21 @@ def test_cli_repair_runs_on_tiny_random(tmp_path):
 
     from tirl.cli.main import app
 
-    res = CliRunner().invoke(app, ["repair", "model.name=tiny-random", "rollout.group_size=2", "rollout.max_response_tokens=24",
-                                   "rollout.max_turn_tokens=24", "task.difficulty=1", "--n-tasks", "2", "--out", str(tmp_path)])
+    res = CliRunner().invoke(
+        app,
+        [
+            "repair",
+            "model.name=tiny-random",
+            "rollout.group_size=2",
+            "rollout.max_response_tokens=24",
+            "rollout.max_turn_tokens=24",
+            "task.difficulty=1",
+            "--n-tasks",
+            "2",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["trajectories"] + summary["infra_dropped"] == 4
@@ -90,9 +103,23 @@ def test_cli_repair_with_the_reference_solver_as_repairer(tmp_path):
     from tirl.cli.main import app
     from tirl.rm.pairs import read_pairs
 
-    res = CliRunner().invoke(app, ["repair", "model.name=tiny-random", "rollout.group_size=2", "rollout.max_response_tokens=24",
-                                   "rollout.max_turn_tokens=24", "task.difficulty=1", "repair.repairer=arith-reference",
-                                   "tools.sandbox_workers=1", "--n-tasks", "2", "--out", str(tmp_path)])
+    res = CliRunner().invoke(
+        app,
+        [
+            "repair",
+            "model.name=tiny-random",
+            "rollout.group_size=2",
+            "rollout.max_response_tokens=24",
+            "rollout.max_turn_tokens=24",
+            "task.difficulty=1",
+            "repair.repairer=arith-reference",
+            "tools.sandbox_workers=1",
+            "--n-tasks",
+            "2",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert res.exit_code == 0, res.output
     s = json.loads((tmp_path / "summary.json").read_text())
     assert s["correct"] == 0 and s["to_repair_wrong"] == s["trajectories"] == 4
@@ -108,8 +135,9 @@ def test_cli_repair_names_a_missing_repairer_file(tmp_path):
 
     from tirl.cli.main import app
 
-    res = CliRunner().invoke(app, ["repair", "model.name=tiny-random", f"repair.repairer={tmp_path / 'none.jsonl'}", "--n-tasks", "1",
-                                   "--out", str(tmp_path / "o")])
+    res = CliRunner().invoke(
+        app, ["repair", "model.name=tiny-random", f"repair.repairer={tmp_path / 'none.jsonl'}", "--n-tasks", "1", "--out", str(tmp_path / "o")]
+    )
     assert res.exit_code != 0 and "none.jsonl" in res.output and "Traceback" not in res.output
 
 

@@ -5,11 +5,11 @@ import asyncio
 import json
 
 import pytest
-
 from test_rollout_loop import check_invariants
-from tirl.rewards.presets import default_rewards
+
 from tirl.protocol import HermesProtocol, TagProtocol
 from tirl.rewards.compose import apply_rewards
+from tirl.rewards.presets import default_rewards
 from tirl.rollout import RolloutConfig, rollout, script_trajectory, summarize, write_jsonl
 from tirl.tasks import load_tasks
 from tirl.tasks.arith import reference_solution
@@ -63,6 +63,8 @@ def test_smollm2_rollout_end_to_end(sandbox, tmp_path):
         assert set(tr.rewards) == {"outcome", "correct", "format_ok"}
     write_jsonl(tmp_path / "t.jsonl", trajs)
     rows = [json.loads(line) for line in open(tmp_path / "t.jsonl")]
-    assert {"task_id", "sample", "prompt_token_ids", "segments", "text", "tool_calls", "answer", "gold", "reward", "rewards", "stop_reason"} <= set(rows[0])
+    assert {"task_id", "sample", "prompt_token_ids", "segments", "text", "tool_calls", "answer", "gold", "reward", "rewards", "stop_reason"} <= set(
+        rows[0]
+    )
     s = summarize(groups, wall_s=1.0)
     assert s.n_trajectories == 6 and s.accuracy == pytest.approx(sum(t.rewards["correct"] for t in trajs) / 6)

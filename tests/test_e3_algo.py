@@ -84,13 +84,20 @@ def _tree(c4: float) -> tuple[RolloutTree, dict[str, float]]:
     """root -> s1 (self); root -> e1 (expert step 1) -> e2 (expert step 2) -> E (expert answer);
     continuations c1, c2 from after e1, c3, c4 from after e2."""
     leaf = lambda i, r: {"id": i, "reward": r}
-    d = {"id": "0", "children": [
-        leaf("0.0", 1.0),
-        {"id": "0.1", "children": [
-            {"id": "0.1.0", "children": [leaf("0.1.0.0", 1.0), leaf("0.1.0.1", 1.0), leaf("0.1.0.2", 1.0)]},
-            leaf("0.1.1", 1.0), leaf("0.1.2", 0.0),
-        ]},
-    ]}
+    d = {
+        "id": "0",
+        "children": [
+            leaf("0.0", 1.0),
+            {
+                "id": "0.1",
+                "children": [
+                    {"id": "0.1.0", "children": [leaf("0.1.0.0", 1.0), leaf("0.1.0.1", 1.0), leaf("0.1.0.2", 1.0)]},
+                    leaf("0.1.1", 1.0),
+                    leaf("0.1.2", 0.0),
+                ],
+            },
+        ],
+    }
     adv = {"0.0": 0.3, "0.1.1": 1.0, "0.1.2": -0.5, "0.1.0.1": 0.2, "0.1.0.2": c4}  # the expert leaf 0.1.0.0 is not sampled
     return tree_from_json(d), adv
 
@@ -143,7 +150,9 @@ def test_anchor_selection():
 def test_anchor_candidates_are_step_starts_after_tool_results():
     # prompt 3 ids; expert step (2 ids) + tool (2) + expert step (3) + tool (1) + final (2)
     seg = lambda o, n: Segment(o, list(range(n)))
-    tr = Trajectory("t", 0, [9, 9, 9], segments=[seg(Origin.EXPERT, 2), seg(Origin.TOOL, 2), seg(Origin.EXPERT, 3), seg(Origin.TOOL, 1), seg(Origin.EXPERT, 2)])
+    tr = Trajectory(
+        "t", 0, [9, 9, 9], segments=[seg(Origin.EXPERT, 2), seg(Origin.TOOL, 2), seg(Origin.EXPERT, 3), seg(Origin.TOOL, 1), seg(Origin.EXPERT, 2)]
+    )
     call = ToolCall("python", {"code": "1"})
     tr.steps = [Step(0, call, None, 1), Step(2, call, None, 3), Step(4)]
     # boundary after step 1: the second step starts at 3 + 2 + 2 = 7; after step 2: 7 + 3 + 1 = 11

@@ -91,8 +91,12 @@ class FakeVLLM:
         text = self.turns[min(k, len(self.turns) - 1)]
         ids = self.tok(text, add_special_tokens=False)["input_ids"]
         stop = next((s for s in body.get("stop", []) if text.endswith(s)), None)
-        choice = {"text": text, "logprobs": {"tokens": [f"token_id:{i}" for i in ids], "token_logprobs": [-0.1] * len(ids)},
-                  "finish_reason": "stop", "stop_reason": stop}
+        choice = {
+            "text": text,
+            "logprobs": {"tokens": [f"token_id:{i}" for i in ids], "token_logprobs": [-0.1] * len(ids)},
+            "finish_reason": "stop",
+            "stop_reason": stop,
+        }
         return httpx.Response(200, json={"choices": [choice], "usage": {"prompt_tokens": len(body["prompt"])}})
 
 
@@ -102,7 +106,9 @@ def test_endpoint_expert_through_the_agent_loop(tiny, echo_tool):
     tok = tiny.tokenizer
     proto = TagProtocol([echo_tool])
     server = FakeVLLM(tok, ["<python>print(6*7)</python>", "<answer>\\boxed{42}</answer>"])
-    eng = OpenAIEngine(OpenAIEngineConfig(base_url="http://fake.test/v1", model="m", api_key_env=None), tok, transport=httpx.MockTransport(server.handle))
+    eng = OpenAIEngine(
+        OpenAIEngineConfig(base_url="http://fake.test/v1", model="m", api_key_env=None), tok, transport=httpx.MockTransport(server.handle)
+    )
     try:
         [tr] = asyncio.run(EngineExperts(eng, RolloutConfig(max_response_tokens=200)).solve([TASK], proto, tok))
     finally:
@@ -144,8 +150,16 @@ def test_retokenise_keeps_steps_and_eos(tiny):
     from tirl.types import Segment, Trajectory
 
     ids = lambda s: tok(s, add_special_tokens=False)["input_ids"]
-    tr = Trajectory("t", 0, [1, 2], segments=[Segment(Origin.EXPERT, ids("<python>x = 1</python>")), Segment(Origin.TOOL, ids("<result>1</result>")),
-                                             Segment(Origin.EXPERT, ids("<answer>1</answer>") + [tok.eos_token_id])])
+    tr = Trajectory(
+        "t",
+        0,
+        [1, 2],
+        segments=[
+            Segment(Origin.EXPERT, ids("<python>x = 1</python>")),
+            Segment(Origin.TOOL, ids("<result>1</result>")),
+            Segment(Origin.EXPERT, ids("<answer>1</answer>") + [tok.eos_token_id]),
+        ],
+    )
     out = retokenise(tr, [7, 8, 9], tok, tok)
     assert out.prompt_token_ids == [7, 8, 9]
     assert [s.token_ids for s in out.segments] == [s.token_ids for s in tr.segments]

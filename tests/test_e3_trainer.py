@@ -54,8 +54,12 @@ def _e3_tree():
     S = Segment
     s0 = _traj(0, [S(Origin.POLICY, [20, 21])], [Step(0)], 0.0)
     s1 = _traj(1, [S(Origin.POLICY, [22])], [Step(0)], 1.0)
-    ex = _traj(2, [S(Origin.EXPERT, [10, 11]), S(Origin.TOOL, [12]), S(Origin.EXPERT, [13, 14]), S(Origin.TOOL, [15]), S(Origin.EXPERT, [16])],
-               [Step(0, CALL, OBS, 1), Step(2, CALL, OBS, 3), Step(4)], 1.0)
+    ex = _traj(
+        2,
+        [S(Origin.EXPERT, [10, 11]), S(Origin.TOOL, [12]), S(Origin.EXPERT, [13, 14]), S(Origin.TOOL, [15]), S(Origin.EXPERT, [16])],
+        [Step(0, CALL, OBS, 1), Step(2, CALL, OBS, 3), Step(4)],
+        1.0,
+    )
     conts = []
     for sample, tok, r in ((3, 30, 1.0), (4, 31, 0.0)):
         c = prefix_trajectory(ex, 1, sample=sample)
@@ -64,8 +68,17 @@ def _e3_tree():
         c.stop_reason, c.reward = StopReason.ANSWER, r
         conts.append(c)
     S, E, A = LeafRole.SELF, LeafRole.EXPERT, LeafRole.ANCHOR
-    return build_tree("t", [Branch(s0, role=S), Branch(s1, role=S), Branch(ex, role=E), Branch(conts[0], 2, 1, role=A, anchor_step=1),
-                            Branch(conts[1], 2, 1, role=A, anchor_step=1)], strategy="e3")
+    return build_tree(
+        "t",
+        [
+            Branch(s0, role=S),
+            Branch(s1, role=S),
+            Branch(ex, role=E),
+            Branch(conts[0], 2, 1, role=A, anchor_step=1),
+            Branch(conts[1], 2, 1, role=A, anchor_step=1),
+        ],
+        strategy="e3",
+    )
 
 
 def _strategy(*over):
@@ -168,10 +181,19 @@ def test_expert_cache_limit_and_resume(tiny, tmp_path):
 
 
 SMALL = [
-    "model.name=tiny-random", "train.tasks_per_step=2", "train.checkpoint_every=0", "task.difficulty=1",
-    "rollout.max_response_tokens=140", "rollout.max_turn_tokens=16", "rollout.group_size=4", "optim.micro_batch_size=8",
-    "strategy.e3.anchors=1", "strategy.e3.branches=2",
-    "tools.sandbox_workers=1", "task.n_train=8", "task.n_eval=2",
+    "model.name=tiny-random",
+    "train.tasks_per_step=2",
+    "train.checkpoint_every=0",
+    "task.difficulty=1",
+    "rollout.max_response_tokens=140",
+    "rollout.max_turn_tokens=16",
+    "rollout.group_size=4",
+    "optim.micro_batch_size=8",
+    "strategy.e3.anchors=1",
+    "strategy.e3.branches=2",
+    "tools.sandbox_workers=1",
+    "task.n_train=8",
+    "task.n_eval=2",
 ]
 
 

@@ -56,7 +56,9 @@ def test_bf16_path_matches_the_model_under_autocast(tiny):
         pos = torch.arange(12)[None].repeat(2, 1)
         got = [f.forward(ids[:, :12], pos, torch.arange(2), torch.full((2,), 12), kv, torch.full((2,), 11))]
         for t in range(12, 16):  # decode steps: the grouped attention over the cache
-            got.append(f.forward(ids[:, t : t + 1], torch.full((2, 1), t), torch.arange(2), torch.full((2,), t + 1), kv, torch.zeros(2, dtype=torch.long)))
+            got.append(
+                f.forward(ids[:, t : t + 1], torch.full((2, 1), t), torch.arange(2), torch.full((2,), t + 1), kv, torch.zeros(2, dtype=torch.long))
+            )
         err32 = max((g - ref32[:, 11 + i]).abs().max().item() for i, g in enumerate(got))
         err16 = max((g - ref16[:, 11 + i]).abs().max().item() for i, g in enumerate(got))
         if dtype == torch.float32:
@@ -177,7 +179,6 @@ def test_prefix_store_lookup_eviction_and_recompute_count():
     assert s.recomputed(a, start=BLOCK) == 2 * BLOCK  # a's blocks were computed before
     s.clear()
     assert s.recomputed(a, start=0) == 0
-
 
 
 def test_groups_of_tasks_sharing_a_system_prompt_prefill_each_part_once(tiny):

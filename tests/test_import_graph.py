@@ -49,8 +49,7 @@ def _modules() -> dict[str, Path]:
 
 
 def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
 def _imports(tree: ast.Module):
@@ -201,8 +200,7 @@ def test_known_exceptions_still_exist():
 
 def _violations(rule_from: tuple[str, ...], forbidden, allowed_edges=frozenset()) -> list[str]:
     g = import_graph()
-    return sorted(f"{m} -> {t}" for m, edges in g.items() if _under(m, *rule_from)
-                  for t in edges if forbidden(t) and (m, t) not in allowed_edges)
+    return sorted(f"{m} -> {t}" for m, edges in g.items() if _under(m, *rule_from) for t in edges if forbidden(t) and (m, t) not in allowed_edges)
 
 
 def test_algo_sees_only_itself_and_the_core_types():
@@ -221,7 +219,6 @@ def test_protocol_sees_no_rewards():
 
 def test_import_tirl_config_is_light():
     heavy = ("torch", "transformers", "httpx", "numpy", "vllm", "tirl.engine", "tirl.rollout", "tirl.tools", "tirl.train")
-    code = ("import sys, tirl.config; "
-            f"print(sorted(m for m in sys.modules if m.startswith({heavy!r})))")
+    code = f"import sys, tirl.config; print(sorted(m for m in sys.modules if m.startswith({heavy!r})))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -72,7 +72,9 @@ def test_infra_failure_stops_the_trajectory_like_the_agent_loop(tiny):
     turns = ["<python>print(1)</python>", "<answer>\\boxed{1}</answer>"]
     proto = TagProtocol([dead])
     mine = minimal.sample(ScriptedEngine(tiny.tokenizer, turns), proto, dead, [TASK], minimal.Args(group=1))[0][0]
-    theirs = asyncio.run(rollout(ScriptedEngine(tiny.tokenizer, turns), proto, [TASK], RolloutConfig(group_size=1, max_response_tokens=128, max_turn_tokens=128)))[0][0]
+    theirs = asyncio.run(
+        rollout(ScriptedEngine(tiny.tokenizer, turns), proto, [TASK], RolloutConfig(group_size=1, max_response_tokens=128, max_turn_tokens=128))
+    )[0][0]
     same_trajectory(mine, theirs)
     assert mine.stop_reason is StopReason.ERROR
 
@@ -97,7 +99,12 @@ def fixed_groups(tok) -> list[list[Trajectory]]:
     pa, pb, pc = ids(12), ids(9), ids(7)
     return [
         [traj("a", pa, 0, [5, 6, 4], 1.0), traj("a", pa, 1, [8], 0.0), traj("a", pa, 2, [3, 7, 9, 4, 2], -1.0, StopReason.LENGTH)],
-        [traj("b", pb, 0, [6, 5, 3], 1.0), traj("b", pb, 1, [4, 4, 6], 0.0, StopReason.ERROR), traj("b", pb, 2, [10], 0.0), traj("b", pb, 3, [2, 3, 5], 1.0)],
+        [
+            traj("b", pb, 0, [6, 5, 3], 1.0),
+            traj("b", pb, 1, [4, 4, 6], 0.0, StopReason.ERROR),
+            traj("b", pb, 2, [10], 0.0),
+            traj("b", pb, 3, [2, 3, 5], 1.0),
+        ],
         [traj("c", pc, 0, [4], 1.0), traj("c", pc, 1, [3, 2, 2], 0.0, StopReason.ERROR)],
     ]
 
@@ -134,6 +141,7 @@ def test_one_minimal_step_equals_policy_update(tiny):
     assert moved > 0  # the step did move the weights
 
 
+@pytest.mark.slow
 def test_minimal_loop_runs(tmp_path):
     rows = minimal.main(minimal.Args(model="tiny-random", steps=2, tasks=2, group=2, max_tokens=16, out=str(tmp_path)))
     assert [r["step"] for r in rows] == [1, 2]

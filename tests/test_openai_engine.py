@@ -67,7 +67,9 @@ class FakeServer:
             self.bodies.append(body)
             if request.url.path.endswith("/chat/completions"):
                 last = body["messages"][-1]["content"]
-                return httpx.Response(200, json={"choices": [{"index": 0, "message": {"role": "assistant", "content": f"re: {last}"}, "finish_reason": "stop"}]})
+                return httpx.Response(
+                    200, json={"choices": [{"index": 0, "message": {"role": "assistant", "content": f"re: {last}"}, "finish_reason": "stop"}]}
+                )
             return self.completion(body)
         finally:
             self.in_flight -= 1
@@ -76,7 +78,10 @@ class FakeServer:
         prompt = body["prompt"]
         if self.style == "llamacpp" and not isinstance(prompt, str):
             # llama_cpp.server answers its request validation errors with HTTP 500
-            return httpx.Response(self.refuse_status, json={"error": {"message": "1 validation errors: {'loc': ('body', 'prompt', 'str'), 'msg': 'Input should be a valid string'}"}})
+            return httpx.Response(
+                self.refuse_status,
+                json={"error": {"message": "1 validation errors: {'loc': ('body', 'prompt', 'str'), 'msg': 'Input should be a valid string'}"}},
+            )
         n_prompt = len(prompt) if isinstance(prompt, list) else len(self.tok(prompt, add_special_tokens=False)["input_ids"])
         sampled = self.tok(self.reply + (self.stop_cut or ""), add_special_tokens=False)["input_ids"]
         text = self.reply  # the stop string is cut from the text, as both servers do by default
@@ -84,8 +89,12 @@ class FakeServer:
             pieces = [f"token_id:{t}" for t in sampled]
         else:
             pieces = [self.tok.decode([t]) for t in sampled]
-        choice = {"index": 0, "text": text, "finish_reason": self.finish,
-                  "logprobs": {"tokens": pieces, "token_logprobs": [-0.5 - i for i in range(len(sampled))], "top_logprobs": None, "text_offset": []}}
+        choice = {
+            "index": 0,
+            "text": text,
+            "finish_reason": self.finish,
+            "logprobs": {"tokens": pieces, "token_logprobs": [-0.5 - i for i in range(len(sampled))], "top_logprobs": None, "text_offset": []},
+        }
         if self.style == "vllm":
             choice["stop_reason"] = self.stop_cut
         if self.style == "textonly":
@@ -191,7 +200,9 @@ def test_gives_up_after_max_retries_naming_url_and_status(tok):
     srv = FakeServer(tok)
     srv.fail = [500] * 10
     with engine(srv, tok, max_retries=2, model="m") as eng:
-        with pytest.raises(OpenAIEngineError, match=r"POST http://fake.test/v1/completions: gave up after 3 attempt\(s\); last error: HTTP 500: failure 500") as ei:
+        with pytest.raises(
+            OpenAIEngineError, match=r"POST http://fake.test/v1/completions: gave up after 3 attempt\(s\); last error: HTTP 500: failure 500"
+        ) as ei:
             eng.generate([req(tok)])
     assert ei.value.status == 500 and len(srv.paths) == 3
 
@@ -230,7 +241,10 @@ def test_connection_refused_on_a_real_port(tok):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     eng = OpenAIEngine(OpenAIEngineConfig(base_url=f"http://127.0.0.1:{port}/v1", model="m", max_retries=1, backoff_s=0.001), tok)
-    with eng, pytest.raises(OpenAIEngineError, match=rf"http://127.0.0.1:{port}/v1/completions: gave up after 2 attempt\(s\); last error: ConnectError"):
+    with (
+        eng,
+        pytest.raises(OpenAIEngineError, match=rf"http://127.0.0.1:{port}/v1/completions: gave up after 2 attempt\(s\); last error: ConnectError"),
+    ):
         eng.generate([req(tok)])
 
 

@@ -68,8 +68,23 @@ def server_url():
     gguf = _smollm2_gguf_dir() / _GGUF_FILE
     port = _free_port()
     log = tempfile.NamedTemporaryFile(prefix="llama-server-", suffix=".log", delete=False)
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "smollm2-135m-instruct",
-           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", os.environ.get("TIRL_LLAMA_THREADS", "1")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(gguf),
+        "--model_alias",
+        "smollm2-135m-instruct",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "4096",
+        "--n_threads",
+        os.environ.get("TIRL_LLAMA_THREADS", "1"),
+    ]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent)
     url = f"http://127.0.0.1:{port}/v1"
     try:
@@ -130,8 +145,16 @@ def _prompt(tok, question: str) -> list[int]:
     return list(tok(text, add_special_tokens=False)["input_ids"])
 
 
-_QUESTIONS = ["Tell me a story about a robot.", "Explain photosynthesis.", "Describe the city of Paris.", "Why is the sky blue?",
-              "Write a poem about the sea.", "How do computers work?", "What is a prime number?", "Describe a forest at night."]
+_QUESTIONS = [
+    "Tell me a story about a robot.",
+    "Explain photosynthesis.",
+    "Describe the city of Paris.",
+    "Why is the sky blue?",
+    "Write a poem about the sea.",
+    "How do computers work?",
+    "What is a prime number?",
+    "Describe a forest at night.",
+]
 
 
 def test_throughput_without_server(tok, capsys):
@@ -139,8 +162,14 @@ def test_throughput_without_server(tok, capsys):
     process without a server, one after another. Runs first, before the server is started, so
     the two never compete for the cores."""
     texts = [tok.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True) for q in _QUESTIONS]
-    out = subprocess.run([sys.executable, "-c", _RAW_BENCH, os.environ.get("TIRL_LLAMA_THREADS", "1")], input=json.dumps(texts),
-                         capture_output=True, text=True, timeout=900, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _RAW_BENCH, os.environ.get("TIRL_LLAMA_THREADS", "1")],
+        input=json.dumps(texts),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=True,
+    )
     n, dt = json.loads(out.stdout.strip().splitlines()[-1])
     with capsys.disabled():
         print(f"\nllama.cpp without a server (no logprobs): {n} tokens in {dt:.1f} s = {n / dt:.1f} tokens/s")
@@ -217,8 +246,10 @@ def test_eos_and_length(eng, tok):
 def test_agenerate_from_a_coroutine(eng, tok):
     """Concurrent single-request calls, as the agent loop makes them. (Seeds are sent, but
     llama-cpp-python's server did not reproduce seeded samples, so they are not compared.)"""
-    reqs = [GenerationRequest(_prompt(tok, q), SamplingParams(temperature=1.0, max_new_tokens=12), seed=2**40 + i)
-            for i, q in enumerate(["Name a colour.", "Name a fruit."])]
+    reqs = [
+        GenerationRequest(_prompt(tok, q), SamplingParams(temperature=1.0, max_new_tokens=12), seed=2**40 + i)
+        for i, q in enumerate(["Name a colour.", "Name a fruit."])
+    ]
 
     async def both():
         return await asyncio.gather(*(eng.agenerate(r) for r in reqs))
@@ -251,8 +282,10 @@ def test_throughput(server_url, tok, capsys):
                 out = e.generate(reqs)
                 dt = time.perf_counter() - t0
             n = sum(len(c.token_ids) for c in out)
-            lines.append(f"openai engine vs llama.cpp server: concurrency {conc}, logprobs {'on ' if logprobs else 'off'}: "
-                         f"{n} tokens in {dt:.1f} s = {n / dt:.1f} tokens/s")
+            lines.append(
+                f"openai engine vs llama.cpp server: concurrency {conc}, logprobs {'on ' if logprobs else 'off'}: "
+                f"{n} tokens in {dt:.1f} s = {n / dt:.1f} tokens/s"
+            )
             assert n > 0
     with capsys.disabled():
         print("\n" + "\n".join(lines))

@@ -2,14 +2,13 @@
 
 import json
 
+from conftest import EchoTool
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tirl.protocol import HermesProtocol, TagProtocol
 from tirl.tools import Calculator
 from tirl.types import Script, ScriptStep
-
-from conftest import EchoTool
 
 
 def tag():
@@ -86,7 +85,25 @@ def test_hermes_observation_is_a_template_tool_turn(tiny):
     assert text == "<|im_end|>\n<|im_start|>tool\nRESULT<|im_end|>\n<|im_start|>assistant\n"
 
 
-_tags = st.sampled_from(["<python>", "</python>", "<answer>", "</answer>", "<think>", "</think>", "\\boxed{", "}", "{", "<tool_call>", "</tool_call>", "```", "\n", '"name"', "<result>"])
+_tags = st.sampled_from(
+    [
+        "<python>",
+        "</python>",
+        "<answer>",
+        "</answer>",
+        "<think>",
+        "</think>",
+        "\\boxed{",
+        "}",
+        "{",
+        "<tool_call>",
+        "</tool_call>",
+        "```",
+        "\n",
+        '"name"',
+        "<result>",
+    ]
+)
 _text = st.lists(st.one_of(_tags, st.text(max_size=12)), max_size=30).map("".join)
 
 

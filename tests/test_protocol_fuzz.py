@@ -18,18 +18,54 @@ from tirl.tools import make_tool
 from tirl.types import ToolCall
 
 PIECES = [
-    "<python>", "</python>", "<answer>", "</answer>", "<think>", "</think>", "<result>", "</result>", "<tool_call>",
-    "</tool_call>", "\\boxed{", "}", "{", "\"name\": \"python\"", "\"arguments\": ", "\"code\": ", "\"", ",", ":", "[", "]",
-    "<|im_end|>", "<|endoftext|>", "<|", "|>", "```python\n", "```", "\n", " ", "print(1)", "42", "\\",
-    "9" * 5000, "[" * 3000, "{\"a\":" * 2000, "\"" + "\\\"" * 50, "\ud800", "\x00",
+    "<python>",
+    "</python>",
+    "<answer>",
+    "</answer>",
+    "<think>",
+    "</think>",
+    "<result>",
+    "</result>",
+    "<tool_call>",
+    "</tool_call>",
+    "\\boxed{",
+    "}",
+    "{",
+    '"name": "python"',
+    '"arguments": ',
+    '"code": ',
+    '"',
+    ",",
+    ":",
+    "[",
+    "]",
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|",
+    "|>",
+    "```python\n",
+    "```",
+    "\n",
+    " ",
+    "print(1)",
+    "42",
+    "\\",
+    "9" * 5000,
+    "[" * 3000,
+    '{"a":' * 2000,
+    '"' + '\\"' * 50,
+    "\ud800",
+    "\x00",
 ]
 
 
 def hermes_call() -> st.SearchStrategy[str]:
     """Tool calls that are nearly right: real keys, odd values, arguments encoded 0-3 times."""
-    value = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-                         lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
-                         max_leaves=8)
+    value = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+        max_leaves=8,
+    )
     args = st.dictionaries(st.sampled_from(["code", "query", "x"]), value, max_size=3)
 
     def render(name, a, times, huge):

@@ -26,6 +26,7 @@ def _metrics(run_dir: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if not k.startswith(IGNORED)} for r in rows]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
     full = tmp_path / "full"

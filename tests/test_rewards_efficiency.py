@@ -10,7 +10,14 @@ import pytest
 from tirl.rewards.base import RewardSpec
 from tirl.rewards.compose import apply_rewards
 from tirl.rewards.efficiency import (
-    et_agent_reward, length_factors, multi_tool_bonus, otc_reward, otc_tool_score, reasoning_tokens, tool_factors, zscores,
+    et_agent_reward,
+    length_factors,
+    multi_tool_bonus,
+    otc_reward,
+    otc_tool_score,
+    reasoning_tokens,
+    tool_factors,
+    zscores,
 )
 from tirl.rewards.schedule import Progress, linear_decay
 from tirl.types import Observation, Origin, Segment, Step, StopReason, Task, ToolCall, Trajectory
@@ -29,7 +36,7 @@ def traj(answer, calls=0, policy=10, tool=0, text="ok", tools=None, i=0):
     """``calls`` tool calls, ``policy`` policy tokens, ``tool`` tool tokens per call."""
     segs, steps = [], []
     names = tools or ["python"] * calls
-    for k, name in enumerate(names):
+    for _k, name in enumerate(names):
         segs.append(Segment(Origin.POLICY, [1] * 0))
         segs.append(Segment(Origin.TOOL, [2] * tool))
         steps.append(Step(len(segs) - 2, ToolCall(name, {"code": "1"}), Observation(True, "1"), len(segs) - 1))

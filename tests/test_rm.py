@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from tirl.config import RMConfig
 from tirl.rm.model import RewardModelScorer, rm_text
@@ -18,8 +17,9 @@ from tirl.train.rm import evaluate_pairs, train_reward_model
 def toy_pairs(n=12):
     # separable: the chosen trajectory answers with a boxed number, the rejected one rambles
     return [
-        PreferencePair(f"What is {i}+1?", f"<think>add</think><answer>\\boxed{{{i + 1}}}</answer>",
-                       "<think>hmm hmm hmm maybe maybe</think> hmm", task_id=f"t{i}")
+        PreferencePair(
+            f"What is {i}+1?", f"<think>add</think><answer>\\boxed{{{i + 1}}}</answer>", "<think>hmm hmm hmm maybe maybe</think> hmm", task_id=f"t{i}"
+        )
         for i in range(n)
     ]
 
@@ -79,8 +79,22 @@ def cli_rm(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("rmcli")
     write_pairs(d / "pairs.jsonl", toy_pairs(8))
-    res = CliRunner().invoke(app, ["rm", "train", str(d / "pairs.jsonl"), "--out", str(d / "rm"), "model.name=tiny-random",
-                                   "rm.lr=3e-3", "rm.epochs=4", "rm.batch_size=4", "rm.val_fraction=0.25", "rm.max_tokens=64"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "rm",
+            "train",
+            str(d / "pairs.jsonl"),
+            "--out",
+            str(d / "rm"),
+            "model.name=tiny-random",
+            "rm.lr=3e-3",
+            "rm.epochs=4",
+            "rm.batch_size=4",
+            "rm.val_fraction=0.25",
+            "rm.max_tokens=64",
+        ],
+    )
     assert res.exit_code == 0, res.output
     return d
 

@@ -150,7 +150,9 @@ def test_sft_mask_trains_expert_but_never_tool_tokens(tiny, echo_tool):
     from tirl.rollout.masks import SFT_ORIGINS
     from tirl.types import Segment, Trajectory
 
-    tr = Trajectory("t", 0, [1, 2], [Segment(Origin.EXPERT, [3, 4]), Segment(Origin.TOOL, [5]), Segment(Origin.EXPERT, [6])], stop_reason=StopReason.ANSWER)
+    tr = Trajectory(
+        "t", 0, [1, 2], [Segment(Origin.EXPERT, [3, 4]), Segment(Origin.TOOL, [5]), Segment(Origin.EXPERT, [6])], stop_reason=StopReason.ANSWER
+    )
     assert loss_mask(tr) == [0, 0, 0, 0, 0, 0]
     assert loss_mask(tr, origins=SFT_ORIGINS) == [0, 0, 1, 1, 0, 1]
     assert loss_mask(tr, origins=frozenset(Origin)) == [0, 0, 1, 1, 0, 1]  # TOOL/PROMPT never, whatever is asked

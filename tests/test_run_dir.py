@@ -19,9 +19,18 @@ from tirl.cli.main import app
 from tirl.config import ConfigError, load_config
 from tirl.train.run_dir import RunDirError, claim
 
-TINY = ["model.name=tiny-random", "train.tasks_per_step=2", "rollout.group_size=2", "train.checkpoint_every=1",
-        "rollout.max_response_tokens=16", "rollout.max_turn_tokens=16", "tools.sandbox_workers=1", "train.save_trajectories=false",
-        "strategy.save_trees=false", "optim.lr=1e-3"]
+TINY = [
+    "model.name=tiny-random",
+    "train.tasks_per_step=2",
+    "rollout.group_size=2",
+    "train.checkpoint_every=1",
+    "rollout.max_response_tokens=16",
+    "rollout.max_turn_tokens=16",
+    "tools.sandbox_workers=1",
+    "train.save_trajectories=false",
+    "strategy.save_trees=false",
+    "optim.lr=1e-3",
+]
 
 
 def _train(*args: str):
@@ -52,6 +61,7 @@ def test_resume_continues_in_the_given_directory(two_step_run, tmp_path):
     assert "train.steps: 2 -> 3" in res.output
 
 
+@pytest.mark.slow
 def test_resume_from_another_working_directory(two_step_run, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(two_step_run, copy)
@@ -94,7 +104,7 @@ def test_one_process_per_run_directory(tmp_path):
         from pathlib import Path
         from tirl.train.run_dir import claim, RunDirError
         try:
-            claim(Path({str(tmp_path / 'r')!r}), fresh=False)
+            claim(Path({str(tmp_path / "r")!r}), fresh=False)
         except RunDirError as e:
             print("refused:", e)
     """)
@@ -108,6 +118,7 @@ def test_one_process_per_run_directory(tmp_path):
         claim(tmp_path / "f", fresh=True)
 
 
+@pytest.mark.slow
 def test_damaged_newest_checkpoint_falls_back(two_step_run, tmp_path):
     for damage in ("truncate-weights", "missing-optimizer", "bad-manifest"):
         copy = tmp_path / damage

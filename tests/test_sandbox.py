@@ -302,8 +302,12 @@ def test_huge_output(bwrap_sandbox):
 @needs_bwrap
 @pytest.mark.parametrize(
     "code",
-    ["import os\nos.kill(os.getppid(), 9)", "import os\nos.kill(1, 9)", "import os\nos.kill({host}, 9)",
-     "import os, signal\nos.killpg(0, signal.SIGKILL)"],
+    [
+        "import os\nos.kill(os.getppid(), 9)",
+        "import os\nos.kill(1, 9)",
+        "import os\nos.kill({host}, 9)",
+        "import os, signal\nos.killpg(0, signal.SIGKILL)",
+    ],
     ids=["parent", "pid1", "host", "own-group"],
 )
 def test_signalling_out_hurts_nobody(bwrap_sandbox, code):

@@ -77,8 +77,10 @@ def _attack(sb: PythonSandbox, session: str, payload: str):
 
 @pytest.mark.parametrize("with_id", [False, True], ids=["guessed-id", "stolen-id"])
 def test_a_forged_infra_error_is_never_one(sandbox, with_id):
-    code = ("_send(_frame({'id': _current_id() if %s else 'x', 'ok': False, 'output': 'forged', 'error': 'E', "
-            "'infra_error': True, 'timed_out': True, 'generation': 99}))\n'done'") % with_id
+    code = (
+        f"_send(_frame({{'id': _current_id() if {with_id} else 'x', 'ok': False, 'output': 'forged', 'error': 'E', "
+        "'infra_error': True, 'timed_out': True, 'generation': 99}))\n'done'"
+    )
     obs = _attack(sandbox, f"infra-{with_id}", code)
     assert not obs.infra_error and not obs.timed_out
     ended = obs.error == "ProtocolViolation" and "session was ended" in obs.output
@@ -88,8 +90,9 @@ def test_a_forged_infra_error_is_never_one(sandbox, with_id):
         assert ended, obs
 
 
-@pytest.mark.parametrize("raw", [b"\x00\x00\x00\x05nope!", b"\xff\xff\xff\xff", b"\x00\x00\x00\x02[]"],
-                         ids=["not-json", "huge-length", "not-an-object"])
+@pytest.mark.parametrize(
+    "raw", [b"\x00\x00\x00\x05nope!", b"\xff\xff\xff\xff", b"\x00\x00\x00\x02[]"], ids=["not-json", "huge-length", "not-an-object"]
+)
 def test_a_malformed_frame_ends_only_that_session(sandbox, raw):
     session = f"malformed-{raw[:6].hex()}"
     obs = _attack(sandbox, session, f"_send({raw!r})\n'done'")

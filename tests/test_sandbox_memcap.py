@@ -26,7 +26,7 @@ def _cap_available() -> str:
 
 @pytest.mark.parametrize("isolation", ["bwrap", "none"])
 def test_the_cap_kills_the_hog_and_spares_the_bystander(isolation):
-    if (why := _cap_available()):
+    if why := _cap_available():
         pytest.skip(f"no memory cgroup here: {why}")
     if isolation == "bwrap" and not bwrap_works():
         pytest.skip("bubblewrap does not work on this machine")

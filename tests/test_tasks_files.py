@@ -41,9 +41,7 @@ def test_jsonl_field_mapping(tmp_path):
         tmp_path / "qa.jsonl",
         [{"qid": "q1", "question": "Capital of France?", "golds": ["Paris"], "level": 2, "extra": "x"}],
     )
-    (t,) = load_jsonl(
-        p, id_field="qid", prompt_field="question", answer_field="golds", meta_fields=["level"], verifier="qa"
-    )
+    (t,) = load_jsonl(p, id_field="qid", prompt_field="question", answer_field="golds", meta_fields=["level"], verifier="qa")
     assert (t.id, t.prompt, t.answer) == ("q1", "Capital of France?", ["Paris"])
     assert t.meta == {"source": "file:qa.jsonl", "verifier": "qa", "level": 2} and t.verifier == "qa"
 

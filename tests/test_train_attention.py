@@ -6,11 +6,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from test_update_prefix import _rows
 
 from tirl.config import load_config
 from tirl.models.attention import GROUPED, grouped_attention, resolve_attention, training_attention
 from tirl.train.update import policy_update
-from test_update_prefix import _rows
 
 
 def test_switches_inside_and_restores(tiny):
@@ -33,7 +33,9 @@ def _step(tiny, rows, attention, share):
     model.get_decoder().register_forward_pre_hook(lambda m, a: seen.append(m.config._attn_implementation))  # runs on every path
     policy = SimpleNamespace(model=model, trainable_parameters=lambda: [p for p in model.parameters() if p.requires_grad])
     opt = torch.optim.SGD(policy.trainable_parameters(), lr=0.5)
-    cfg = load_config("grpo", [f"optim.attention={attention}", f"optim.share_prefix={str(share).lower()}", "optim.micro_batch_size=2", "optim.bf16=false"])
+    cfg = load_config(
+        "grpo", [f"optim.attention={attention}", f"optim.share_prefix={str(share).lower()}", "optim.micro_batch_size=2", "optim.bf16=false"]
+    )
     st = policy_update(policy, opt, rows, cfg.algo, cfg.optim, 0, 1.0)
     return st, torch.cat([p.detach().flatten() for p in model.parameters()]), set(seen)
 

@@ -4,6 +4,7 @@ plot, checkpoints, sampled trajectories), and the SFT warm-up lowers its own los
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from tirl.cli.main import app
@@ -12,11 +13,26 @@ from tirl.models import load_model
 from tirl.train.sft import run_sft
 
 
+@pytest.mark.slow
 def test_train_with_sft_warmup_writes_the_run(tmp_path):
-    args = ["train", "sft_then_grpo", "model.name=tiny-random", f"run.out_dir={tmp_path}", "run.name=r",
-            "train.steps=2", "train.tasks_per_step=2", "rollout.group_size=2", "train.checkpoint_every=1",
-            "rollout.max_response_tokens=24", "rollout.max_turn_tokens=12", "tools.sandbox_workers=1",
-            "task.n_eval=2", "train.eval_samples=1", "sft.n_examples=8", "sft.batch_size=4"]
+    args = [
+        "train",
+        "sft_then_grpo",
+        "model.name=tiny-random",
+        f"run.out_dir={tmp_path}",
+        "run.name=r",
+        "train.steps=2",
+        "train.tasks_per_step=2",
+        "rollout.group_size=2",
+        "train.checkpoint_every=1",
+        "rollout.max_response_tokens=24",
+        "rollout.max_turn_tokens=12",
+        "tools.sandbox_workers=1",
+        "task.n_eval=2",
+        "train.eval_samples=1",
+        "sft.n_examples=8",
+        "sft.batch_size=4",
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     run = tmp_path / "r"
@@ -33,6 +49,7 @@ def test_train_with_sft_warmup_writes_the_run(tmp_path):
     assert "held-out arith" in res.output and "plots:" in res.output
 
 
+@pytest.mark.slow
 def test_sft_lowers_its_loss(tiny):
     import asyncio
 
@@ -65,9 +82,21 @@ def test_logp_gap_warning_threshold():
 
 
 def test_a_gap_above_the_threshold_is_printed_at_its_step(tmp_path):
-    args = ["train", "grpo", "--no-eval", "model.name=tiny-random", f"run.out_dir={tmp_path}", "run.name=r", "train.steps=2",
-            "train.tasks_per_step=1", "rollout.group_size=2", "rollout.max_response_tokens=16", "tools.sandbox_workers=1",
-            "train.checkpoint_every=0", "train.logp_gap_warn=1e-12"]
+    args = [
+        "train",
+        "grpo",
+        "--no-eval",
+        "model.name=tiny-random",
+        f"run.out_dir={tmp_path}",
+        "run.name=r",
+        "train.steps=2",
+        "train.tasks_per_step=1",
+        "rollout.group_size=2",
+        "rollout.max_response_tokens=16",
+        "tools.sandbox_workers=1",
+        "train.checkpoint_every=0",
+        "train.logp_gap_warn=1e-12",
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     steps = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]

@@ -23,10 +23,13 @@ EPS = 1e-6
 TREE = {
     "id": "r",
     "children": [
-        {"id": "a", "children": [
-            {"id": "a1", "reward": 1.0},
-            {"id": "a2", "children": [{"id": "a2x", "reward": 0.0}, {"id": "a2y", "reward": 1.0}]},
-        ]},
+        {
+            "id": "a",
+            "children": [
+                {"id": "a1", "reward": 1.0},
+                {"id": "a2", "children": [{"id": "a2x", "reward": 0.0}, {"id": "a2y", "reward": 1.0}]},
+            ],
+        },
         {"id": "b", "reward": 0.0},
         {"id": "c", "children": [{"id": "c1", "reward": 0.0}]},
     ],
@@ -53,8 +56,7 @@ def test_hierarchical_advantages_by_hand():
     s_t = math.sqrt(0.24)
     win, lose = 0.6 / (s_t + EPS), -0.4 / (s_t + EPS)  # ≈ 1.2247, -0.8165
     # Eq. 9, a node's A_t is the mean over the leaves below it
-    at = {"a1": win, "a2x": lose, "a2y": win, "b": lose, "c1": lose, "c": lose,
-          "a2": (lose + win) / 2, "a": (win + lose + win) / 3}
+    at = {"a1": win, "a2x": lose, "a2y": win, "b": lose, "c1": lose, "c": lose, "a2": (lose + win) / 2, "a": (win + lose + win) / 3}
     # Eq. 10 with lambda = 0.5
     for nid in adv:
         assert adv[nid] == pytest.approx(0.5 * ab[nid] + 0.5 * at[nid], abs=1e-9), nid
@@ -87,11 +89,29 @@ def test_leaf_mean_advantages_hard_attribution():
 def test_elc_on_the_critical_suffix():
     # a reference failure r → s1 → s2 → s3 → s4 (leaf, sample 0) with t_crit = 2; a failed
     # continuation f (sample 1) forked after step 2, a successful one g (sample 2) after step 2
-    tree = tree_from_json({"id": "r", "children": [{"id": "s1", "children": [{"id": "s2", "children": [
-        {"id": "s3", "children": [{"id": "s4", "reward": 0.0, "info": {"sample": 0, "fork_step": 0, "success": False}}]},
-        {"id": "f3", "children": [{"id": "f4", "reward": 0.0, "info": {"sample": 1, "fork_step": 2, "parent": 0, "success": False}}]},
-        {"id": "g3", "reward": 1.0, "info": {"sample": 2, "fork_step": 2, "parent": 0, "success": True}},
-    ]}]}]})
+    tree = tree_from_json(
+        {
+            "id": "r",
+            "children": [
+                {
+                    "id": "s1",
+                    "children": [
+                        {
+                            "id": "s2",
+                            "children": [
+                                {"id": "s3", "children": [{"id": "s4", "reward": 0.0, "info": {"sample": 0, "fork_step": 0, "success": False}}]},
+                                {
+                                    "id": "f3",
+                                    "children": [{"id": "f4", "reward": 0.0, "info": {"sample": 1, "fork_step": 2, "parent": 0, "success": False}}],
+                                },
+                                {"id": "g3", "reward": 1.0, "info": {"sample": 2, "fork_step": 2, "parent": 0, "success": True}},
+                            ],
+                        }
+                    ],
+                }
+            ],
+        }
+    )
     tree.critical = [CriticalStep(leaf="s4", t_crit=2)]
     # steps 2..T of the reference get 0.2 + 0.115; nothing else is named (it keeps eps_low)
     assert elc_clip_low(tree, 0.2, 0.115) == pytest.approx({"s2": 0.315, "s3": 0.315, "s4": 0.315})
@@ -132,23 +152,37 @@ def _fig4_tree() -> RolloutTree:
     ``test_elpo_worked_example_app_b``."""
     F, S = -1.1, 1.0
     kids = [
-        _chain("L1", 2, F),                                                        # leaf 1
-        {"id": "L2.s1", "children": [{"id": "L2.s2", "children": [{"id": "L2.s3", "reward": F}]},
-                                     {"id": "L3.s2", "reward": F}]},               # leaves 2, 3: equal siblings
-        {"id": "L4.s1", "children": [{"id": "L4.s2", "children": [{"id": "L4.s3", "reward": F},
-                                                                  {"id": "L5.s3", "reward": F}]}]},  # leaves 4, 5
-        _chain("L6", 3, F),                                                        # leaf 6
-        _chain("L7", 3, F),                                                        # leaf 7
-        {"id": "L8.s1", "children": [                                              # the reference failure x
-            {"id": "L8.s2", "children": [{"id": "L8.s3", "children": [{"id": "L8.s4", "reward": F}]}]},
-            {"id": "L9.s2", "children": [{"id": "L9.s3", "reward": S}]},          # leaf 9: success
-            {"id": "L10.s2", "reward": S},                                        # leaf 10: success
-        ]},
-        {"id": "L11.s1", "children": [{"id": "L11.s2", "reward": F}, {"id": "L12.s2", "children": [
-            {"id": "L12.s3", "reward": F},
-            {"id": "L13.s3", "children": [{"id": "L13.s4", "reward": F}, {"id": "L14.s4", "reward": F}]}]}]},  # 11-14
-        _chain("L15", 3, F),                                                       # leaf 15
-        _chain("L16", 1, F),                                                       # leaf 16
+        _chain("L1", 2, F),  # leaf 1
+        {
+            "id": "L2.s1",
+            "children": [{"id": "L2.s2", "children": [{"id": "L2.s3", "reward": F}]}, {"id": "L3.s2", "reward": F}],
+        },  # leaves 2, 3: equal siblings
+        {"id": "L4.s1", "children": [{"id": "L4.s2", "children": [{"id": "L4.s3", "reward": F}, {"id": "L5.s3", "reward": F}]}]},  # leaves 4, 5
+        _chain("L6", 3, F),  # leaf 6
+        _chain("L7", 3, F),  # leaf 7
+        {
+            "id": "L8.s1",
+            "children": [  # the reference failure x
+                {"id": "L8.s2", "children": [{"id": "L8.s3", "children": [{"id": "L8.s4", "reward": F}]}]},
+                {"id": "L9.s2", "children": [{"id": "L9.s3", "reward": S}]},  # leaf 9: success
+                {"id": "L10.s2", "reward": S},  # leaf 10: success
+            ],
+        },
+        {
+            "id": "L11.s1",
+            "children": [
+                {"id": "L11.s2", "reward": F},
+                {
+                    "id": "L12.s2",
+                    "children": [
+                        {"id": "L12.s3", "reward": F},
+                        {"id": "L13.s3", "children": [{"id": "L13.s4", "reward": F}, {"id": "L14.s4", "reward": F}]},
+                    ],
+                },
+            ],
+        },  # 11-14
+        _chain("L15", 3, F),  # leaf 15
+        _chain("L16", 1, F),  # leaf 16
     ]
     return tree_from_json({"id": "root", "children": kids})
 
@@ -165,12 +199,14 @@ def test_elpo_worked_example_app_b():
     # Eq. 8 by hand: 16 leaves, mean = (2 - 15.4)/16 = -0.8375, population var = (2·1.8375² + 14·0.2625²)/16
     std = math.sqrt((2 * 1.8375**2 + 14 * 0.2625**2) / 16)
     assert traj["L1.s2"] == pytest.approx(-0.2625 / std, abs=1e-5)  # -0.378 (a failure's A_t)
-    assert traj["L9.s3"] == pytest.approx(1.8375 / std, abs=1e-5)   # 2.646 (a success's A_t)
+    assert traj["L9.s3"] == pytest.approx(1.8375 / std, abs=1e-5)  # 2.646 (a success's A_t)
 
     printed = {  # node: (A, branch) as printed in Fig. 4
         "L1.s2": (-0.366, -0.354),
-        "L6.s2": (-0.366, -0.354), "L6.s3": (-0.366, -0.354),
-        "L7.s2": (-0.366, -0.354), "L7.s3": (-0.366, -0.354),
+        "L6.s2": (-0.366, -0.354),
+        "L6.s3": (-0.366, -0.354),
+        "L7.s2": (-0.366, -0.354),
+        "L7.s3": (-0.366, -0.354),
         "L15.s3": (-0.366, -0.354),
         "L9.s3": (1.676, 0.707),
     }
@@ -201,13 +237,11 @@ def test_only_child_minimal_case():
     """root -> {n1: leaf R = -1.1, n2 -> n3: leaf R = -0.49}, lambda 0.5: n2 and n1 are siblings
     (A_b = +1, -1); n3 is n2's only child and carries +1; A_t(n3) = (-0.49 + 0.795)/0.305 = 1,
     so A(n3) = 0.5·1 + 0.5·1 = 1.0 (an only child at A_b = 0 would give 0.5)."""
-    tree = tree_from_json({"id": "r", "children": [
-        {"id": "n1", "reward": -1.1}, {"id": "n2", "children": [{"id": "n3", "reward": -0.49}]}]})
+    tree = tree_from_json({"id": "r", "children": [{"id": "n1", "reward": -1.1}, {"id": "n2", "children": [{"id": "n3", "reward": -0.49}]}]})
     adv = hierarchical_advantages(tree, lam=0.5, eps=0.0)
     assert adv["n3"] == pytest.approx(1.0, abs=1e-9)
     assert adv["n2"] == pytest.approx(1.0, abs=1e-9)
     assert adv["n1"] == pytest.approx(-1.0, abs=1e-9)
     # an only child of the root has no sibling set and no parent branch: A_b = 0
-    lone = tree_from_json({"id": "r", "children": [{"id": "a", "children": [
-        {"id": "b", "reward": 1.0}, {"id": "c", "reward": 0.0}]}]})
+    lone = tree_from_json({"id": "r", "children": [{"id": "a", "children": [{"id": "b", "reward": 1.0}, {"id": "c", "reward": 0.0}]}]})
     assert hierarchical_advantages(lone, lam=1.0)["a"] == 0.0

@@ -295,11 +295,19 @@ def test_bel_numbers_by_hand():
     assert [n_continuations(h, 0.0, cfg) for h in (0.0, 1.0, -1.0)] == [2, 3, 1]
     from tirl.types import Step, Trajectory
 
-    tr = Trajectory("t", 0, [1], segments=[
-        Segment(Origin.POLICY, [1, 2], entropy=[1.0, 3.0]), Segment(Origin.TOOL, [3]),
-        Segment(Origin.POLICY, [4, 5, 6], entropy=[2.0, 2.0, 5.0]), Segment(Origin.TOOL, [7]),
-        Segment(Origin.POLICY, [8], entropy=[0.0]),
-    ], steps=[Step(0, call=object(), tool_segment=1), Step(2, call=object(), tool_segment=3), Step(4)])
+    tr = Trajectory(
+        "t",
+        0,
+        [1],
+        segments=[
+            Segment(Origin.POLICY, [1, 2], entropy=[1.0, 3.0]),
+            Segment(Origin.TOOL, [3]),
+            Segment(Origin.POLICY, [4, 5, 6], entropy=[2.0, 2.0, 5.0]),
+            Segment(Origin.TOOL, [7]),
+            Segment(Origin.POLICY, [8], entropy=[0.0]),
+        ],
+        steps=[Step(0, call=object(), tool_segment=1), Step(2, call=object(), tool_segment=3), Step(4)],
+    )
     # H_root = mean(1, 3) = 2; H_tool pooled over the 4 tokens after feedback = (2+2+5+0)/4 = 2.25;
     # H_tool_1 = mean(2, 2, 5) = 3; H_tool_2 = 0
     assert entropy_gap(tr) == (2.0, 2.25, [3.0, 0.0])
@@ -332,7 +340,10 @@ def test_arpo_credit_soft_and_hard_by_hand(tiny, echo_tool):
     tree = _branched(tiny, echo_tool)
     soft = ARPOStrategy(load_config("arpo")).credit([tree])
     assert [sorted({x for x, m in zip(r.advantage, r.loss_mask) if m}) for r in soft.rows] == [
-        [pytest.approx(a_adv)], [c_adv], [pytest.approx(b_adv)]]
+        [pytest.approx(a_adv)],
+        [c_adv],
+        [pytest.approx(b_adv)],
+    ]
     # hard: the step a and c share gets their mean (a_adv + 0)/2; their own steps keep their own value
     tree = _branched(tiny, echo_tool)
     hard = ARPOStrategy(load_config("arpo", ["strategy.arpo.attribution=hard", "strategy.dedupe_prefix=true"])).credit([tree])

@@ -11,9 +11,16 @@ from tirl.rollout.io import read_trees
 from tirl.train.rl_trainer import RLTrainer
 
 SMALL = [
-    "model.name=tiny-random", "train.steps=1", "train.tasks_per_step=2", "train.checkpoint_every=0",
-    "rollout.max_response_tokens=24", "rollout.max_turn_tokens=12", "optim.micro_batch_size=4",
-    "tools.sandbox_workers=1", "task.n_train=8", "task.n_eval=2",
+    "model.name=tiny-random",
+    "train.steps=1",
+    "train.tasks_per_step=2",
+    "train.checkpoint_every=0",
+    "rollout.max_response_tokens=24",
+    "rollout.max_turn_tokens=12",
+    "optim.micro_batch_size=4",
+    "tools.sandbox_workers=1",
+    "task.n_train=8",
+    "task.n_eval=2",
 ]
 
 
@@ -22,10 +29,13 @@ def _trainer(tmp_path, recipe, *extra):
     return RLTrainer(cfg)
 
 
-@pytest.mark.parametrize("recipe,extra", [
-    ("arpo", ["strategy.arpo.budget=4", "strategy.arpo.initial=2"]),
-    ("elpo", ["strategy.elpo.budget=4", "strategy.elpo.buffer=2"]),
-])
+@pytest.mark.parametrize(
+    "recipe,extra",
+    [
+        ("arpo", ["strategy.arpo.budget=4", "strategy.arpo.initial=2"]),
+        ("elpo", ["strategy.elpo.budget=4", "strategy.elpo.buffer=2"]),
+    ],
+)
 def test_one_tree_step_on_tiny_random(tmp_path, recipe, extra):
     tr = _trainer(tmp_path, recipe, *extra)
     try:
@@ -50,7 +60,15 @@ class CountingEngine(ScriptedEngine):
 def test_elpo_step_with_a_branching_tree(tmp_path, monkeypatch):
     """A scripted policy that calls the tool twice and answers: BEL searches the failures and the
     ELC bound reaches the update's rows through the tree."""
-    tr = _trainer(tmp_path, "elpo", "strategy.elpo.budget=6", "strategy.elpo.buffer=2", "train.tasks_per_step=1", "rollout.max_response_tokens=200", "rollout.max_turn_tokens=64")
+    tr = _trainer(
+        tmp_path,
+        "elpo",
+        "strategy.elpo.budget=6",
+        "strategy.elpo.buffer=2",
+        "train.tasks_per_step=1",
+        "rollout.max_response_tokens=200",
+        "rollout.max_turn_tokens=64",
+    )
     tr.rt.engine = CountingEngine(tr.tokenizer, ["<python>x = 1</python>", "<python>print(x)</python>", "<answer>\\boxed{zzz}</answer>"])
     seen = []
     import tirl.train.rl_trainer as mod

@@ -12,8 +12,9 @@ the other way round during training.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 
 class Origin(str, enum.Enum):

@@ -9,7 +9,17 @@ from tirl.algo.policy_loss import POLICY_LOSSES, LossConfig, LossInput, LossOutp
 from tirl.algo.tree_advantages import elc_clip_low, hierarchical_advantages, leaf_mean_advantages
 
 __all__ = [
-    "ADVANTAGES", "AGGREGATIONS", "AdvantageConfig", "BatchCounts", "KL_ESTIMATORS", "LossConfig", "LossInput",
-    "LossOutput", "POLICY_LOSSES", "elc_clip_low", "hierarchical_advantages", "leaf_mean_advantages",
+    "ADVANTAGES",
+    "AGGREGATIONS",
+    "AdvantageConfig",
+    "BatchCounts",
+    "KL_ESTIMATORS",
+    "LossConfig",
+    "LossInput",
+    "LossOutput",
+    "POLICY_LOSSES",
+    "elc_clip_low",
+    "hierarchical_advantages",
+    "leaf_mean_advantages",
     "nonzero_variance_groups",
 ]

@@ -11,8 +11,8 @@ batch, so gradient accumulation over micro-batches gives the same gradient as on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

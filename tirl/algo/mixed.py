@@ -25,8 +25,9 @@ below is a config option whose default is the one ALGORITHMS.md states).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Literal, Mapping
+from typing import Literal
 
 import torch
 
@@ -72,7 +73,9 @@ def _leaves(node: TreeNode) -> list[TreeNode]:
     return [leaf for c in node.children for leaf in _leaves(c)]
 
 
-def aagd_nodes(tree: RolloutTree, leaf_advantage: Mapping[str, float], mode: Literal["sign", "always", "never"] = "sign", tol: float = 1e-12) -> dict[str, set[str]]:
+def aagd_nodes(
+    tree: RolloutTree, leaf_advantage: Mapping[str, float], mode: Literal["sign", "always", "never"] = "sign", tol: float = 1e-12
+) -> dict[str, set[str]]:
     """For each sampled leaf (the keys of ``leaf_advantage``), the ids of the nodes on its path
     whose tokens are detached in its row. A non-root node is shared when two or more sampled
     leaves lie below it; ``sign`` detaches it (in all those rows) when their advantages include

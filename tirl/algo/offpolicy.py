@@ -31,4 +31,3 @@ def regularized_is(x: LossInput, cfg: LossConfig) -> LossOutput:
     f_BT = p_BT / (p_BT + gamma)
     loss_BT = -f_BT * x.adv_BT
     return LossOutput(loss_BT=loss_BT, ratio_BT=f_BT.detach(), clipped_BT=torch.zeros_like(x.mask_BT, dtype=torch.bool))
-

@@ -16,8 +16,8 @@ Losses are per token; ``aggregate`` reduces them (tirl.algo.aggregate).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

@@ -28,7 +28,8 @@ concerns. ``tirl.train.rows.flatten`` gives each token of a step its node's valu
 from __future__ import annotations
 
 import math
-from typing import Literal, Mapping
+from collections.abc import Mapping
+from typing import Literal
 
 from tirl.types import RolloutTree, TreeNode
 

@@ -14,7 +14,6 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -88,10 +87,15 @@ def _run_engine(label: str, engine, lm, tasks, cfg, workers: int) -> EngineResul
     trajs = [t for g in groups for t in g]
     counters = engine.counters()  # prefill work, where the engine counts it (else None)
     return EngineResult(
-        engine=label, trajectories=len(trajs), policy_tokens=sum(t.n_policy_tokens for t in trajs), wall_s=wall, tool_wait_s=tool_s,
+        engine=label,
+        trajectories=len(trajs),
+        policy_tokens=sum(t.n_policy_tokens for t in trajs),
+        wall_s=wall,
+        tool_wait_s=tool_s,
         tool_calls=sum(len([s for s in t.steps if s.call is not None]) for t in trajs),
         accuracy=sum(t.rewards.get("correct", 0.0) for t in trajs) / max(1, len(trajs)),
-        prefill_tokens=counters.prefill_tokens, prefix_tokens_reused=counters.prefix_tokens_reused,
+        prefill_tokens=counters.prefill_tokens,
+        prefix_tokens_reused=counters.prefix_tokens_reused,
         prefix_tokens_recomputed=counters.prefix_tokens_recomputed,
     )
 
@@ -107,7 +111,11 @@ def bench_rollout(
     engines: str = typer.Option("tirl,hf-generate,vllm", help="Engines to run, comma-separated."),
     quick: bool = typer.Option(False, help="A shorter run of the same comparison: 8 tasks x 4, 128 tokens."),
     seed: int = typer.Option(0),
-    bf16: Optional[bool] = typer.Option(None, "--bf16/--fp32", help="Precision of both in-process engines; default: each engine's auto choice (HF generate: bf16 autocast where the CPU has native bf16; tirl's fast path: fp32)."),
+    bf16: bool | None = typer.Option(
+        None,
+        "--bf16/--fp32",
+        help="Precision of both in-process engines; default: each engine's auto choice (HF generate: bf16 autocast where the CPU has native bf16; tirl's fast path: fp32).",
+    ),
     out: Path = typer.Option(Path("runs/bench_rollout.json"), help="Where to write the results as JSON."),
 ):
     """Run the same TIR workload through tirl's HFEngine, a plain HF-generate loop and (when
@@ -132,7 +140,9 @@ def bench_rollout(
     unknown = set(wanted) - {"tirl", "hf-generate", "vllm"}
     if unknown:
         raise typer.BadParameter(f"unknown engine(s) {sorted(unknown)}; choose from tirl, hf-generate, vllm", param_hint="--engines")
-    console.print(f"[bold]tirl bench rollout[/] {model}: arith {n_tasks} tasks x {group_size}, <= {max_tokens} tokens, levels {levels}, Python tool on")
+    console.print(
+        f"[bold]tirl bench rollout[/] {model}: arith {n_tasks} tasks x {group_size}, <= {max_tokens} tokens, levels {levels}, Python tool on"
+    )
     results: list[EngineResult] = []
     for name in wanted:
         if name == "vllm":
@@ -145,7 +155,9 @@ def bench_rollout(
             precision = "vllm default"
         elif name == "tirl":
             engine = HFEngine(lm.model, lm.tokenizer, HFEngineConfig(max_batch=max_batch, seed=seed, autocast_bf16=bf16))
-            precision = ("bf16" if engine.fast.dtype == torch.bfloat16 else "fp32") if engine.batcher is not None else ("bf16" if engine.bf16 else "fp32")
+            precision = (
+                ("bf16" if engine.fast.dtype == torch.bfloat16 else "fp32") if engine.batcher is not None else ("bf16" if engine.bf16 else "fp32")
+            )
             if engine.batcher is None:
                 console.print(f"tirl: fast path unavailable ({engine.fast_path_reason}); measuring the reference path")
         else:
@@ -161,16 +173,35 @@ def bench_rollout(
         table.add_column(col, justify="right")
     for r in results:
         table.add_row(
-            r.engine, str(r.policy_tokens), f"{r.wall_s:.1f}", f"{r.tokens_per_s:.1f}", f"{r.tool_wait_s / r.wall_s:.1%}" if r.wall_s else "-",
-            str(r.tool_calls), f"{r.accuracy:.3f}", f"{r.tokens_per_s / base.tokens_per_s:.2f}x" if base and base.tokens_per_s else "-",
+            r.engine,
+            str(r.policy_tokens),
+            f"{r.wall_s:.1f}",
+            f"{r.tokens_per_s:.1f}",
+            f"{r.tool_wait_s / r.wall_s:.1%}" if r.wall_s else "-",
+            str(r.tool_calls),
+            f"{r.accuracy:.3f}",
+            f"{r.tokens_per_s / base.tokens_per_s:.2f}x" if base and base.tokens_per_s else "-",
         )
     Console().print(table)
     for r in results:
         if r.prefill_tokens is not None:
-            print(f"{r.engine}: prefill {r.prefill_tokens} tokens, prefix reused {r.prefix_tokens_reused}, prefix recomputed {r.prefix_tokens_recomputed}")
+            print(
+                f"{r.engine}: prefill {r.prefill_tokens} tokens, prefix reused {r.prefix_tokens_reused}, prefix recomputed {r.prefix_tokens_recomputed}"
+            )
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"model": model, "n_tasks": n_tasks, "group_size": group_size, "max_tokens": max_tokens, "levels": levels,
-                               "results": [{**r.__dict__, "tokens_per_s": r.tokens_per_s} for r in results]}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "model": model,
+                "n_tasks": n_tasks,
+                "group_size": group_size,
+                "max_tokens": max_tokens,
+                "levels": levels,
+                "results": [{**r.__dict__, "tokens_per_s": r.tokens_per_s} for r in results],
+            },
+            indent=2,
+        )
+    )
     tirl_r = next((r for r in results if r.engine == "tirl"), None)
     if tirl_r and base and base.tokens_per_s:
         print(f"speedup vs HF generate: {tirl_r.tokens_per_s / base.tokens_per_s:.1f}x")

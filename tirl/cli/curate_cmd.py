@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -35,7 +34,7 @@ def _config(overrides):
 
 
 def repair_cmd(
-    overrides: Optional[List[str]] = typer.Argument(None, help="section.field=value overrides (model.*, task.*, rollout.*, repair.*)."),
+    overrides: list[str] | None = typer.Argument(None, help="section.field=value overrides (model.*, task.*, rollout.*, repair.*)."),
     out: Path = typer.Option(Path("runs/repair"), help="Output directory: sft.jsonl, pairs.jsonl, rollouts.jsonl, summary.json."),
     n_tasks: int = typer.Option(32, min=1, help="Training tasks to sample and repair."),
 ):
@@ -64,14 +63,17 @@ def repair_cmd(
         repairer = make_repairer(cfg.repair.repairer, rt.engine, seed=cfg.train.seed, endpoints=cfg.endpoint)
     except (ValueError, FileNotFoundError) as e:
         _fail(str(e))
-    console.print(f"[bold]tirl repair[/] {len(tasks)} tasks x {cfg.rollout.group_size} samples, repairer {cfg.repair.repairer or 'the policy'} -> {out}")
+    console.print(
+        f"[bold]tirl repair[/] {len(tasks)} tasks x {cfg.rollout.group_size} samples, repairer {cfg.repair.repairer or 'the policy'} -> {out}"
+    )
 
     async def go():
         try:
             groups = await rollout(rt.engine, rt.protocol, tasks, C.rollout_config(cfg))
             apply_rewards(list(zip(tasks, groups)), C.rewards(cfg, rt.protocol))
-            res = await repair_groups(tasks, groups, rt.protocol, policy.tokenizer, repairer, cfg.repair,
-                                      cfg.rollout.max_response_tokens, cfg.rollout.max_turn_tokens)
+            res = await repair_groups(
+                tasks, groups, rt.protocol, policy.tokenizer, repairer, cfg.repair, cfg.rollout.max_response_tokens, cfg.rollout.max_turn_tokens
+            )
             return groups, res
         finally:
             await rt.aclose()
@@ -80,19 +82,33 @@ def repair_cmd(
     write_jsonl(out / "rollouts.jsonl", (t for g in groups for t in g))
     write_jsonl(out / "sft.jsonl", res.sft)
     write_pairs(out / "pairs.jsonl", res.pairs)
-    repairs = [{"task_id": o.task_id, "original_correct": o.original_correct, "original_score": o.original_score,
-                "correct": o.correct, "score": o.score, "accepted": o.accepted, "text": o.repaired.text} for o in res.outcomes]
+    repairs = [
+        {
+            "task_id": o.task_id,
+            "original_correct": o.original_correct,
+            "original_score": o.original_score,
+            "correct": o.correct,
+            "score": o.score,
+            "accepted": o.accepted,
+            "text": o.repaired.text,
+        }
+        for o in res.outcomes
+    ]
     (out / "repairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in repairs))
     (out / "summary.json").write_text(json.dumps(res.counts, indent=2))
     c = res.counts
-    console.print(f"{c['trajectories']} trajectories, {c['correct']} correct; kept {c['kept']}; repaired "
-                  f"{c['to_repair_correct']} low-quality + {c['to_repair_wrong']} wrong: {c['accepted']} accepted, {c['hard_cases']} hard cases")
-    console.print(f"SFT set {out / 'sft.jsonl'} ({len(res.sft)}; tirl sft sft.source={out / 'sft.jsonl'}), "
-                  f"pairs {out / 'pairs.jsonl'} ({len(res.pairs)}; tirl rm train {out / 'pairs.jsonl'})")
+    console.print(
+        f"{c['trajectories']} trajectories, {c['correct']} correct; kept {c['kept']}; repaired "
+        f"{c['to_repair_correct']} low-quality + {c['to_repair_wrong']} wrong: {c['accepted']} accepted, {c['hard_cases']} hard cases"
+    )
+    console.print(
+        f"SFT set {out / 'sft.jsonl'} ({len(res.sft)}; tirl sft sft.source={out / 'sft.jsonl'}), "
+        f"pairs {out / 'pairs.jsonl'} ({len(res.pairs)}; tirl rm train {out / 'pairs.jsonl'})"
+    )
 
 
 def flywheel_cmd(
-    overrides: Optional[List[str]] = typer.Argument(None, help="section.field=value overrides (model.*, task.*, rollout.*, flywheel.*)."),
+    overrides: list[str] | None = typer.Argument(None, help="section.field=value overrides (model.*, task.*, rollout.*, flywheel.*)."),
     out: Path = typer.Option(Path("runs/flywheel"), help="Buffer directory (resumes when it exists); rft.jsonl is written here."),
     n_tasks: int = typer.Option(32, min=1, help="Training tasks to evolve."),
 ):
@@ -116,14 +132,19 @@ def flywheel_cmd(
     rt = C.build_runtime(cfg, policy.model, policy.tokenizer, seed=cfg.train.seed)
     tasks = _fitting(C.fit(rt, tasks))
     try:
-        judge = ChatModel(make_engine(cfg.flywheel.judge, rt.engine, seed=cfg.train.seed, endpoints=cfg.endpoint), SamplingParams(temperature=0.0, max_new_tokens=cfg.flywheel.judge_max_tokens))
+        judge = ChatModel(
+            make_engine(cfg.flywheel.judge, rt.engine, seed=cfg.train.seed, endpoints=cfg.endpoint),
+            SamplingParams(temperature=0.0, max_new_tokens=cfg.flywheel.judge_max_tokens),
+        )
     except ValueError as e:
         _fail(str(e))
     console.print(f"[bold]tirl flywheel[/] {len(tasks)} tasks, {cfg.flywheel.rounds} rounds, judge {cfg.flywheel.judge or 'the policy'} -> {out}")
 
     async def go():
         try:
-            return await run_flywheel(tasks, out, rt.engine, judge, rt.protocol, policy.tokenizer, C.rollout_config(cfg), cfg.flywheel, say=console.print)
+            return await run_flywheel(
+                tasks, out, rt.engine, judge, rt.protocol, policy.tokenizer, C.rollout_config(cfg), cfg.flywheel, say=console.print
+            )
         finally:
             await rt.aclose()
 
@@ -131,13 +152,14 @@ def flywheel_cmd(
     rft = rft_set(buf, rt.protocol)
     write_jsonl(out / "rft.jsonl", rft)
     n_ok = sum(e.correct for e in buf.entries.values())
-    console.print(f"buffer: {len(buf.entries)} trajectories, {n_ok} correct; RFT set {out / 'rft.jsonl'} ({len(rft)}; "
-                  f"tirl sft sft.source={out / 'rft.jsonl'})")
+    console.print(
+        f"buffer: {len(buf.entries)} trajectories, {n_ok} correct; RFT set {out / 'rft.jsonl'} ({len(rft)}; tirl sft sft.source={out / 'rft.jsonl'})"
+    )
 
 
 def curriculum_cmd(
-    recipe: Optional[str] = typer.Argument("et_agent", help="Recipe (default et_agent)."),
-    overrides: Optional[List[str]] = typer.Argument(None, help="section.field=value overrides (pareto.rounds, pareto.n_select, train.steps, ...)."),
+    recipe: str | None = typer.Argument("et_agent", help="Recipe (default et_agent)."),
+    overrides: list[str] | None = typer.Argument(None, help="section.field=value overrides (pareto.rounds, pareto.n_select, train.steps, ...)."),
 ):
     """ET-Agent curriculum: pareto.rounds x (group-wise Pareto task sampling, RL with σ decaying over
     the round). Each round's tasks and model live in RUN/roundN; rerunning resumes."""
@@ -151,8 +173,15 @@ def curriculum_cmd(
         cfg = load_config(recipe, overrides)
     except ConfigError as e:
         _fail(str(e))
-    console.print(f"[bold]tirl curriculum[/] {recipe}: {cfg.pareto.rounds} rounds x ({cfg.pareto.n_candidates} candidates x "
-                  f"{cfg.pareto.samples_per_task} samples -> {cfg.pareto.n_select} tasks, {cfg.train.steps} RL steps) -> {cfg.run_dir}")
-    final = run_curriculum(cfg, say=console.print, on_step=lambda step, m: console.print(
-        f"step {step:>4}  reward {m.get('reward/mean', 0):.3f}  acc {m.get('reward/accuracy', 0):.3f}  tools {m.get('rollout/tool_calls', 0):.2f}"))
+    console.print(
+        f"[bold]tirl curriculum[/] {recipe}: {cfg.pareto.rounds} rounds x ({cfg.pareto.n_candidates} candidates x "
+        f"{cfg.pareto.samples_per_task} samples -> {cfg.pareto.n_select} tasks, {cfg.train.steps} RL steps) -> {cfg.run_dir}"
+    )
+    final = run_curriculum(
+        cfg,
+        say=console.print,
+        on_step=lambda step, m: console.print(
+            f"step {step:>4}  reward {m.get('reward/mean', 0):.3f}  acc {m.get('reward/accuracy', 0):.3f}  tools {m.get('rollout/tool_calls', 0):.2f}"
+        ),
+    )
     console.print(f"final model: {final} (evaluate with: tirl eval --model {final})")

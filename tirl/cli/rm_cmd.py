@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -24,7 +23,7 @@ def _fail(msg: str) -> None:
 def rm_train(
     pairs: Path = typer.Argument(..., help="Preference pairs JSONL (prompt, chosen, rejected[, task_id]); tirl repair writes one."),
     out: Path = typer.Option(Path("runs/rm"), help="Directory to save the reward model to."),
-    overrides: Optional[List[str]] = typer.Argument(None, help="rm.* / model.* overrides, e.g. rm.epochs=1 model.name=tiny-random."),
+    overrides: list[str] | None = typer.Argument(None, help="rm.* / model.* overrides, e.g. rm.epochs=1 model.name=tiny-random."),
 ):
     """Train a scalar-head reward model (LoRA, Bradley-Terry) and report held-out pairwise accuracy."""
     from tirl.rm.pairs import read_pairs
@@ -44,12 +43,20 @@ def rm_train(
             console.print(f"step {st.step:>4}  BT loss {st.loss:.4f}  batch acc {st.accuracy:.2f}  {st.seconds:.1f}s")
 
     res = train_reward_model(data, base, cfg.rm, out=out, seed=cfg.train.seed, on_step=on_step)
-    summary = {"n_train": res.n_train, "n_val": res.n_val, "val_accuracy_before": res.val_accuracy_before,
-               "val_accuracy_after": res.val_accuracy_after, "val_loss_before": res.val_loss_before, "val_loss_after": res.val_loss_after}
+    summary = {
+        "n_train": res.n_train,
+        "n_val": res.n_val,
+        "val_accuracy_before": res.val_accuracy_before,
+        "val_accuracy_after": res.val_accuracy_after,
+        "val_loss_before": res.val_loss_before,
+        "val_loss_after": res.val_loss_after,
+    }
     (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
     if res.n_val:
-        console.print(f"held-out pairwise accuracy {res.val_accuracy_before:.3f} -> {res.val_accuracy_after:.3f} "
-                      f"(BT loss {res.val_loss_before:.4f} -> {res.val_loss_after:.4f}, {res.n_val} pairs)")
+        console.print(
+            f"held-out pairwise accuracy {res.val_accuracy_before:.3f} -> {res.val_accuracy_after:.3f} "
+            f"(BT loss {res.val_loss_before:.4f} -> {res.val_loss_after:.4f}, {res.n_val} pairs)"
+        )
     console.print(f"saved the reward model to {out} (use it in RL with reward.rm.path={out})")
 
 
@@ -57,7 +64,7 @@ def rm_train(
 def rm_score(
     rm: Path = typer.Argument(..., help="A reward model directory (tirl rm train --out)."),
     data: Path = typer.Argument(..., help="Pairs JSONL (prompt, chosen, rejected: reports pairwise accuracy) or rows with prompt and completion."),
-    out: Optional[Path] = typer.Option(None, help="Write the rows with their scores here (JSONL)."),
+    out: Path | None = typer.Option(None, help="Write the rows with their scores here (JSONL)."),
     batch_size: int = typer.Option(8, min=1),
 ):
     """Score trajectories with a trained reward model (the same rendering it was trained on)."""
@@ -75,8 +82,10 @@ def rm_score(
             d = json.loads(line)
         except json.JSONDecodeError as e:
             _fail(f"{data}:{i}: invalid JSON ({e.msg})")
-        if not isinstance(d, dict) or not isinstance(d.get("prompt"), str) or not (
-            isinstance(d.get("completion"), str) or (isinstance(d.get("chosen"), str) and isinstance(d.get("rejected"), str))
+        if (
+            not isinstance(d, dict)
+            or not isinstance(d.get("prompt"), str)
+            or not (isinstance(d.get("completion"), str) or (isinstance(d.get("chosen"), str) and isinstance(d.get("rejected"), str)))
         ):
             _fail(f"{data}:{i}: need 'prompt' and either 'completion' or 'chosen' and 'rejected' strings")
         rows.append(d)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Optional
 
 import typer
 from rich.console import Console
@@ -46,7 +46,7 @@ def rollout_cmd(
     group_size: int = typer.Option(4, min=1, help="Samples per task."),
     out: Path = typer.Option(Path("runs/rollout"), help="Output directory (trajectories.jsonl, summary.json)."),
     split: str = typer.Option("test", help="Task split: train or test."),
-    difficulty: Optional[int] = typer.Option(None, help="arith difficulty level (1-5); default: the generator's mix."),
+    difficulty: int | None = typer.Option(None, help="arith difficulty level (1-5); default: the generator's mix."),
     protocol: str = typer.Option("tag", help="Tool protocol: tag or hermes."),
     max_tool_calls: int = typer.Option(4, min=0, help="Tool calls allowed per trajectory."),
     max_response_tokens: int = typer.Option(512, min=1, help="Token budget after the prompt."),
@@ -79,7 +79,14 @@ def rollout_cmd(
     sandbox = PythonSandbox(SandboxConfig(workers=sandbox_workers))
     proto = make_protocol(protocol, [sandbox], lm.tokenizer)
     engine = HFEngine(lm.model, lm.tokenizer, HFEngineConfig(max_batch=max_batch, seed=seed))
-    cfg = RolloutConfig(group_size=group_size, max_tool_calls=max_tool_calls, max_response_tokens=max_response_tokens, max_turn_tokens=max_response_tokens, temperature=temperature, top_p=top_p)
+    cfg = RolloutConfig(
+        group_size=group_size,
+        max_tool_calls=max_tool_calls,
+        max_response_tokens=max_response_tokens,
+        max_turn_tokens=max_response_tokens,
+        temperature=temperature,
+        top_p=top_p,
+    )
     fit = fit_tasks(tasks, proto, lm.tokenizer, engine.max_context)
     tasks = fit.require()
     if fit.note():

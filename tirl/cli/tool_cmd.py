@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -25,8 +24,7 @@ tool_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Run one
 
 
 def _emit(obs: Observation) -> None:
-    record = {"ok": obs.ok, "output": obs.output, "error": obs.error, "timed_out": obs.timed_out,
-              "latency_ms": round(obs.latency_ms, 3)}
+    record = {"ok": obs.ok, "output": obs.output, "error": obs.error, "timed_out": obs.timed_out, "latency_ms": round(obs.latency_ms, 3)}
     typer.echo(json.dumps(record, ensure_ascii=False))
     if obs.infra_error:
         raise typer.Exit(1)
@@ -47,8 +45,8 @@ def _read_source(file: Path) -> str:
 
 @tool_app.command("python")
 def python_cmd(
-    code: Optional[str] = typer.Option(None, "--code", "-c", help="Python source to run."),
-    file: Optional[Path] = typer.Option(None, "--file", "-f", help="Run this file ('-' reads stdin)."),
+    code: str | None = typer.Option(None, "--code", "-c", help="Python source to run."),
+    file: Path | None = typer.Option(None, "--file", "-f", help="Run this file ('-' reads stdin)."),
     timeout: float = typer.Option(10.0, "--timeout", min=0.001, max=86400.0, help="Wall-clock limit in seconds."),
     isolation: str = typer.Option("auto", "--isolation", help="auto | bwrap | none"),
 ):

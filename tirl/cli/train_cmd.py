@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -49,9 +48,13 @@ def _step_line(step: int, m: dict) -> str:
 
 
 def train_cmd(
-    recipe: Optional[str] = typer.Argument(None, help="Recipe name (recipes/NAME.yaml) or a YAML path."),
-    overrides: Optional[List[str]] = typer.Argument(None, help="section.field=value overrides, e.g. train.steps=10."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this directory (its own config; train.*/optim.*/engine.*/tools.* overrides allowed) from its newest intact checkpoint."),
+    recipe: str | None = typer.Argument(None, help="Recipe name (recipes/NAME.yaml) or a YAML path."),
+    overrides: list[str] | None = typer.Argument(None, help="section.field=value overrides, e.g. train.steps=10."),
+    resume: Path | None = typer.Option(
+        None,
+        "--resume",
+        help="Continue the run in this directory (its own config; train.*/optim.*/engine.*/tools.* overrides allowed) from its newest intact checkpoint.",
+    ),
     no_eval: bool = typer.Option(False, "--no-eval", help="Skip evaluation before/after training."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in a run directory that already holds a run (its files are deleted)."),
 ):
@@ -79,7 +82,9 @@ def train_cmd(
     per_task = {"arpo": f"{st.arpo.budget} (ARPO tree)", "elpo": f"{st.elpo.budget} (ELPO tree)"}.get(st.name, str(cfg.rollout.group_size))
     # the advantage actually computed: ELPO's is its own (ALGORITHMS.md §4), E3-TIR's warm-up mixes algo.advantage (§5)
     adv = {"elpo": "elpo_hierarchical", "e3": f"e3_hybrid({cfg.algo.advantage})"}.get(st.name, cfg.algo.advantage)
-    console.print(f"[bold]tirl train[/] {recipe or ''} -> {cfg.run_dir}  ({cfg.model.name}, {cfg.task.name}, {adv}/{cfg.algo.loss}, {cfg.train.steps} steps x {cfg.train.tasks_per_step} tasks x {per_task})")
+    console.print(
+        f"[bold]tirl train[/] {recipe or ''} -> {cfg.run_dir}  ({cfg.model.name}, {cfg.task.name}, {adv}/{cfg.algo.loss}, {cfg.train.steps} steps x {cfg.train.tasks_per_step} tasks x {per_task})"
+    )
     trainer = RLTrainer(cfg, resume=resume is not None, overwrite=overwrite)  # a RunDirError/CheckpointError is one line (cli.main)
     for note in trainer.notes:
         console.print(f"[yellow]note:[/] {note}")
@@ -107,14 +112,25 @@ def train_cmd(
             results = trainer.train(on_step=on_step, evaluate=not no_eval, on_sft_step=on_sft, say=progress.console.print)
         except NonFiniteUpdate as e:
             last = trainer.last_checkpoint_step()
-            _fail(f"error: step {trainer.step + 1}: {e}. The run stopped; " + (
-                f"its checkpoint at step {last} is intact: lower optim.lr and continue with --resume {cfg.run_dir}" if last is not None
-                else "it has no checkpoint yet: lower optim.lr and start again with --overwrite"))
+            _fail(
+                f"error: step {trainer.step + 1}: {e}. The run stopped; "
+                + (
+                    f"its checkpoint at step {last} is intact: lower optim.lr and continue with --resume {cfg.run_dir}"
+                    if last is not None
+                    else "it has no checkpoint yet: lower optim.lr and start again with --overwrite"
+                )
+            )
         except KeyboardInterrupt:
             last = trainer.last_checkpoint_step()
-            typer.echo(f"interrupted at step {trainer.step}; " + (
-                f"continue from its checkpoint at step {last} with: tirl train --resume {cfg.run_dir}" if last is not None
-                else "no checkpoint was written yet (train.checkpoint_every)"), err=True)
+            typer.echo(
+                f"interrupted at step {trainer.step}; "
+                + (
+                    f"continue from its checkpoint at step {last} with: tirl train --resume {cfg.run_dir}"
+                    if last is not None
+                    else "no checkpoint was written yet (train.checkpoint_every)"
+                ),
+                err=True,
+            )
             raise typer.Exit(130) from None
     stages = ("before", "after_sft", "after")
     reports = {k: results[k] for k in stages if k in results}
@@ -132,7 +148,7 @@ def train_cmd(
 
 
 def sft_cmd(
-    overrides: Optional[List[str]] = typer.Argument(None, help="section.field=value overrides (sft.*, model.*, task.*)."),
+    overrides: list[str] | None = typer.Argument(None, help="section.field=value overrides (sft.*, model.*, task.*)."),
     out: Path = typer.Option(Path("runs/sft"), help="Directory to write the fine-tuned model to."),
 ):
     """Supervised fine-tuning on reference-solver trajectories or a rollout JSONL (sft.source=FILE)."""
@@ -151,7 +167,10 @@ def sft_cmd(
     if s.source != "arith-reference":  # read (and check) the data before the model loads
         trajs = file_trajectories(s.source, s.all_trajectories)[: s.n_examples]
         if not trajs:
-            _fail(f"error: {s.source} has no trajectories to train on" + ("" if s.all_trajectories else " (only correct ones are kept; sft.all_trajectories=true keeps all)"))
+            _fail(
+                f"error: {s.source} has no trajectories to train on"
+                + ("" if s.all_trajectories else " (only correct ones are kept; sft.all_trajectories=true keeps all)")
+            )
     policy = Policy(cfg)
     if s.source == "arith-reference":
         tools = C.build_tools(cfg)
@@ -170,9 +189,18 @@ def sft_cmd(
     console.print(f"SFT on {len(trajs)} trajectories from {s.source}")
     with make_progress(console) as progress:
         bar = progress.add_task("SFT", total=((len(trajs) + s.batch_size - 1) // s.batch_size) * s.epochs)
-        run_sft(policy.model, trajs, s, policy.tokenizer.pad_token_id, cfg.optim.micro_batch_size, cfg.optim.bf16, cfg.train.seed,
-                on_step=lambda st: progress.update(bar, advance=1, description=f"SFT loss {st.loss:.3f}"), attention=cfg.optim.attention,
-                micro_batch_tokens=cfg.optim.micro_batch_tokens)
+        run_sft(
+            policy.model,
+            trajs,
+            s,
+            policy.tokenizer.pad_token_id,
+            cfg.optim.micro_batch_size,
+            cfg.optim.bf16,
+            cfg.train.seed,
+            on_step=lambda st: progress.update(bar, advance=1, description=f"SFT loss {st.loss:.3f}"),
+            attention=cfg.optim.attention,
+            micro_batch_tokens=cfg.optim.micro_batch_tokens,
+        )
     model = policy.model.merge_and_unload() if cfg.model.lora.enabled else policy.model
     model.save_pretrained(out, safe_serialization=True)
     policy.tokenizer.save_pretrained(out)
@@ -180,18 +208,23 @@ def sft_cmd(
 
 
 def eval_cmd(
-    overrides: Optional[List[str]] = typer.Argument(None, help="section.field=value overrides applied last, e.g. endpoints.judge.base_url=http://host:8000/v1 endpoints.judge.model=M (then --judge openai:judge)."),
+    overrides: list[str] | None = typer.Argument(
+        None,
+        help="section.field=value overrides applied last, e.g. endpoints.judge.base_url=http://host:8000/v1 endpoints.judge.model=M (then --judge openai:judge).",
+    ),
     model: str = typer.Option("smollm2-135m-instruct", help="Model alias, directory, hub id, or a finished run's directory (its final_model)."),
     task: str = typer.Option("arith", help="Task source."),
     n: int = typer.Option(8, min=1, help="Samples per task."),
     n_tasks: int = typer.Option(64, min=1, help="Held-out tasks."),
     split: str = typer.Option("test", help="Task split."),
-    difficulty: Optional[int] = typer.Option(None, help="arith difficulty (1-5)."),
+    difficulty: int | None = typer.Option(None, help="arith difficulty (1-5)."),
     temperature: float = typer.Option(1.0, min=0.0, help="Sampling temperature (0 = greedy)."),
     max_response_tokens: int = typer.Option(384, help="Token budget after the prompt."),
     protocol: str = typer.Option("tag", help="tag or hermes."),
-    out: Optional[Path] = typer.Option(None, help="Write eval.json and trajectories here."),
-    judge: Optional[str] = typer.Option(None, help="Conciseness judge (ET-Agent): 'policy' (the evaluated model) or a model alias, directory or hub id."),
+    out: Path | None = typer.Option(None, help="Write eval.json and trajectories here."),
+    judge: str | None = typer.Option(
+        None, help="Conciseness judge (ET-Agent): 'policy' (the evaluated model) or a model alias, directory or hub id."
+    ),
 ):
     """Evaluate a model with the same tool loop as training: accuracy, pass@k, maj@k, tool metrics,
     ET-Agent's Efficiency / Successful Execution / Reasoning length (and Conciseness with --judge)."""
@@ -203,8 +236,15 @@ def eval_cmd(
     from tirl.train.policy import Policy
     from tirl.train.resolve import resolve_eval_model
 
-    ov = [f"model.name={resolve_eval_model(model)}", f"task.name={task}", f"task.n_eval={n_tasks}", f"task.eval_split={split}",
-          f"rollout.temperature={temperature}", f"rollout.max_response_tokens={max_response_tokens}", f"tools.protocol={protocol}"]
+    ov = [
+        f"model.name={resolve_eval_model(model)}",
+        f"task.name={task}",
+        f"task.n_eval={n_tasks}",
+        f"task.eval_split={split}",
+        f"rollout.temperature={temperature}",
+        f"rollout.max_response_tokens={max_response_tokens}",
+        f"tools.protocol={protocol}",
+    ]
     if difficulty is not None:
         ov.append(f"task.difficulty={difficulty}")
     try:
@@ -234,7 +274,17 @@ def eval_cmd(
 
     async def go(progress):
         try:
-            return await evaluate_async(rt.engine, rt.protocol, tasks, n, C.rollout_config(cfg), ks, C.rewards(cfg, rt.protocol), on_finished=Counter(progress, "eval rollouts", len(tasks) * n), judge=chat_judge)
+            return await evaluate_async(
+                rt.engine,
+                rt.protocol,
+                tasks,
+                n,
+                C.rollout_config(cfg),
+                ks,
+                C.rewards(cfg, rt.protocol),
+                on_finished=Counter(progress, "eval rollouts", len(tasks) * n),
+                judge=chat_judge,
+            )
         finally:
             await rt.aclose()
 

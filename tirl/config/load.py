@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from tirl.config.base import ConfigError
 from tirl.config.root import Config
 
+
 def _format_error(e: ValidationError) -> str:
     parts = []
     for err in e.errors():
@@ -19,7 +20,9 @@ def _format_error(e: ValidationError) -> str:
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
-        parts.append(f"{loc}: {msg}" + (f" (got {err['input']!r})" if err["type"] != "extra_forbidden" and not isinstance(err.get("input"), dict) else ""))
+        parts.append(
+            f"{loc}: {msg}" + (f" (got {err['input']!r})" if err["type"] != "extra_forbidden" and not isinstance(err.get("input"), dict) else "")
+        )
     return "config error: " + "; ".join(parts)
 
 
@@ -104,8 +107,10 @@ def resume_config(run_dir: Path, overrides: list[str] | None = None) -> tuple[Co
     overrides = list(overrides or [])
     fixed = [o.split("=", 1)[0] for o in overrides if o.split("=", 1)[0].split(".")[0] in RESUME_FIXED]
     if fixed:
-        raise ConfigError(f"config error: --resume continues the run as configured; {', '.join(fixed)} would change its "
-                          f"{'/'.join(RESUME_FIXED)} (start a new run for that)")
+        raise ConfigError(
+            f"config error: --resume continues the run as configured; {', '.join(fixed)} would change its "
+            f"{'/'.join(RESUME_FIXED)} (start a new run for that)"
+        )
     before = load_config(str(saved))
     cfg = load_config(str(saved), overrides)
     cfg.run.out_dir, cfg.run.name = str(run_dir.resolve().parent), run_dir.resolve().name

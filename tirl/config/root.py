@@ -53,7 +53,7 @@ class Config(Section):
         return self.endpoints[key]
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Config":
+    def _consistent(self) -> Config:
         if self.reward.overlong_buffer > self.rollout.max_response_tokens:
             raise ValueError("reward.overlong_buffer must not exceed rollout.max_response_tokens")
         if self.rollout.group_size < 2 and self.algo.advantage in ("grpo", "dr_grpo", "rloo"):
@@ -61,7 +61,9 @@ class Config(Section):
         if self.engine.backend == "vllm" and self.engine.vllm.entropy_top_k == 0 and self.strategy.name in ("arpo", "elpo"):
             raise ValueError(f"strategy {self.strategy.name} branches on token entropies; with engine.backend=vllm set engine.vllm.entropy_top_k > 0")
         if self.strategy.name == "elpo" and self.algo.advantage != "grpo":
-            raise ValueError(f"strategy elpo computes its own hierarchical advantage (strategy.elpo.lam) and does not read algo.advantage; leave it at grpo, not {self.algo.advantage}")
+            raise ValueError(
+                f"strategy elpo computes its own hierarchical advantage (strategy.elpo.lam) and does not read algo.advantage; leave it at grpo, not {self.algo.advantage}"
+            )
         return self
 
     @property

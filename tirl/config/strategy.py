@@ -39,7 +39,7 @@ class ARPOConfig(Section):
     the mean of their advantages."""
 
     @model_validator(mode="after")
-    def _initial_within_budget(self) -> "ARPOConfig":
+    def _initial_within_budget(self) -> ARPOConfig:
         if self.initial > self.budget:
             raise ValueError(f"initial ({self.initial}) must not exceed budget ({self.budget})")
         return self
@@ -67,7 +67,7 @@ class ELPOConfig(Section):
     failed_branches: also on the own steps of its failed continuations sampled at or after t_crit."""
 
     @model_validator(mode="after")
-    def _range(self) -> "ELPOConfig":
+    def _range(self) -> ELPOConfig:
         if self.x_min > self.x_max:
             raise ValueError(f"x_min ({self.x_min}) must not exceed x_max ({self.x_max})")
         return self
@@ -142,7 +142,7 @@ class StrategyConfig(Section):
     e3: E3Config = E3Config()
 
     @model_validator(mode="after")
-    def _credit_fits(self) -> "StrategyConfig":
+    def _credit_fits(self) -> StrategyConfig:
         if self.dedupe_prefix and self.name == "arpo" and self.arpo.attribution == "soft":
             raise ValueError("dedupe_prefix needs per-node credit; with strategy arpo set arpo.attribution=hard")
         return self

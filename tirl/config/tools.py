@@ -78,10 +78,10 @@ SANDBOX_ALIASES = {
 
 
 def _alias(field: str, doc: str) -> property:
-    def get(self: "ToolsConfig") -> Any:
+    def get(self: ToolsConfig) -> Any:
         return getattr(self.sandbox, field)
 
-    def set_(self: "ToolsConfig", value: Any) -> None:
+    def set_(self: ToolsConfig, value: Any) -> None:
         setattr(self.sandbox, field, value)  # validated by the sandbox section
 
     return property(get, set_, doc=doc)
@@ -120,8 +120,10 @@ class ToolsConfig(Section):
                 continue
             value = data.pop(flat)
             if field in given and given[field] != value:
-                raise ValueError(f"tools.{flat} ({value!r}) and tools.sandbox.{field} ({given[field]!r}) "
-                                 f"set the same thing; keep one (tools.{flat} is the old name)")
+                raise ValueError(
+                    f"tools.{flat} ({value!r}) and tools.sandbox.{field} ({given[field]!r}) "
+                    f"set the same thing; keep one (tools.{flat} is the old name)"
+                )
             sandbox[field] = value
         data["sandbox"] = sandbox
         return data

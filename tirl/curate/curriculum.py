@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from tirl.config import Config
 from tirl.curate.pareto import select_tasks, write_tasks
@@ -51,8 +51,13 @@ def pareto_round(cfg: Config, out: Path, seed: int) -> dict:
             f"{p.samples_per_task} samples (the model solves all or none); raise pareto.n_candidates or samples_per_task"
         )
     write_tasks(sel.tasks, out / "tasks.jsonl")
-    stats = {"candidates": sel.n_candidates, "mixed": sel.n_mixed, "selected": len(sel.tasks),
-             "mean_corr_var": sum(s.corr_var for s in sel.stats) / len(sel.stats), "mean_tool_var": sum(s.tool_var for s in sel.stats) / len(sel.stats)}
+    stats = {
+        "candidates": sel.n_candidates,
+        "mixed": sel.n_mixed,
+        "selected": len(sel.tasks),
+        "mean_corr_var": sum(s.corr_var for s in sel.stats) / len(sel.stats),
+        "mean_tool_var": sum(s.tool_var for s in sel.stats) / len(sel.stats),
+    }
     (out / "pareto.json").write_text(json.dumps(stats, indent=2))
     return stats
 

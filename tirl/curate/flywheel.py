@@ -45,7 +45,6 @@ from tirl.rollout.agent_loop import RolloutConfig, _run_call, continue_from, rol
 from tirl.rollout.io import trajectory_from_json, trajectory_to_json
 from tirl.types import Origin, Segment, Step, StopReason, Task, Trajectory
 
-
 # -- buffer ----------------------------------------------------------------------------------
 
 
@@ -71,7 +70,7 @@ class Buffer:
         self.entries: dict[str, Entry] = {}
         self.completed = -1  # last completed round (-1: nothing yet)
 
-    def load(self) -> "Buffer":
+    def load(self) -> Buffer:
         self.root.mkdir(parents=True, exist_ok=True)
         if self.state_path.exists():
             self.completed = int(json.loads(self.state_path.read_text())["completed_rounds"])
@@ -92,15 +91,29 @@ class Buffer:
                 if "evolved" in d:
                     self.entries[d["evolved"]].evolved = True
                 else:
-                    self.entries[d["uid"]] = Entry(d["uid"], d["task_id"], d["round"], d["op"], d.get("parent"), d["correct"], trajectory_from_json(d["traj"]))
+                    self.entries[d["uid"]] = Entry(
+                        d["uid"], d["task_id"], d["round"], d["op"], d.get("parent"), d["correct"], trajectory_from_json(d["traj"])
+                    )
         self.path.write_text("".join(line + "\n" for line in kept))  # drop an incomplete round's lines
         return self
 
     def add(self, e: Entry) -> None:
         self.entries[e.uid] = e
         with open(self.path, "a") as f:
-            f.write(json.dumps({"uid": e.uid, "task_id": e.task_id, "round": e.round, "op": e.op, "parent": e.parent,
-                                "correct": e.correct, "traj": trajectory_to_json(e.traj)}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "uid": e.uid,
+                        "task_id": e.task_id,
+                        "round": e.round,
+                        "op": e.op,
+                        "parent": e.parent,
+                        "correct": e.correct,
+                        "traj": trajectory_to_json(e.traj),
+                    }
+                )
+                + "\n"
+            )
 
     def mark_evolved(self, uid: str, round_: int) -> None:
         self.entries[uid].evolved = True
@@ -229,13 +242,18 @@ async def continue_drafts(drafts: Sequence[Draft], engine, protocol: Protocol, t
         prefix = prompt + [t for s in d.segments for t in s.token_ids]
         used_calls = sum(1 for s in d.steps if s.call is not None)
         key = f"{d.task.id}#draft"
-        rcfg = cfg.model_copy(update={
-            "group_size": 1, "max_tool_calls": max(0, cap - used_calls),
-            "max_response_tokens": max(1, cfg.max_response_tokens - (len(prefix) - len(prompt))),
-        })
+        rcfg = cfg.model_copy(
+            update={
+                "group_size": 1,
+                "max_tool_calls": max(0, cap - used_calls),
+                "max_response_tokens": max(1, cfg.max_response_tokens - (len(prefix) - len(prompt))),
+            }
+        )
         (cont,) = (await rollout(engine, _PrefixProtocol(protocol, {key: prefix}), [Task(key, d.task.prompt, d.task.answer, d.task.meta)], rcfg))[0]
         base = len(d.segments)
-        steps = list(d.steps) + [Step(s.action_segment + base, s.call, s.observation, None if s.tool_segment is None else s.tool_segment + base) for s in cont.steps]
+        steps = list(d.steps) + [
+            Step(s.action_segment + base, s.call, s.observation, None if s.tool_segment is None else s.tool_segment + base) for s in cont.steps
+        ]
         tr = Trajectory(d.task.id, 0, prompt, d.segments + cont.segments, steps, answer=cont.answer, gold=d.task.answer, stop_reason=cont.stop_reason)
         tr.text = tokenizer.decode(tr.completion_ids, skip_special_tokens=False)
         if tr.answer is None:
@@ -256,16 +274,20 @@ def _uid(task_id: str) -> str:
     return f"{task_id}:{uuid.uuid4().hex[:8]}"
 
 
-async def evolve_round(round_: int, tasks: Sequence[Task], buf: Buffer, engine, judge: ChatModel, protocol: Protocol, tokenizer, rcfg: RolloutConfig, fcfg) -> dict[str, int]:
+async def evolve_round(
+    round_: int, tasks: Sequence[Task], buf: Buffer, engine, judge: ChatModel, protocol: Protocol, tokenizer, rcfg: RolloutConfig, fcfg
+) -> dict[str, int]:
     """One flywheel round over all tasks (Alg. 1 lines 3-12)."""
     counts = {"redundant": 0, "rerollout": 0, "flaw": 0, "hint": 0, "no_candidate": 0}
     picks = [(t, best_unevolved(buf.of_task(t.id))) for t in tasks]
-    for t, e in picks:
+    for _t, e in picks:
         if e is None:
             counts["no_candidate"] += 1
     picks = [(t, e) for t, e in picks if e is not None]
     steps = {e.uid: step_texts(e.traj, tokenizer) for _, e in picks}
-    prompts = [render_prompt("step_redundant" if e.correct else "step_flaw", question=task_question(t), steps=numbered(steps[e.uid])) for t, e in picks]
+    prompts = [
+        render_prompt("step_redundant" if e.correct else "step_flaw", question=task_question(t), steps=numbered(steps[e.uid])) for t, e in picks
+    ]
     replies = judge.ask(prompts)
     drafts: list[Draft] = []
     rerollouts: list[tuple[Task, Entry]] = []
@@ -285,7 +307,14 @@ async def evolve_round(round_: int, tasks: Sequence[Task], buf: Buffer, engine, 
                 keep = edit.step if edit.step is not None else max((i + 1 for i, s in enumerate(e.traj.steps) if s.call is not None), default=0)
                 segs, sts = _prefix_segments(e.traj, keep)
                 d = Draft(task, e, "hint", segs, sts)
-                await _append_text(d, f"\n<think>{fcfg.hint}</think>\n" if protocol.name == "tag" else f"\n{fcfg.hint}\n", protocol, tokenizer, session, execute=False)
+                await _append_text(
+                    d,
+                    f"\n<think>{fcfg.hint}</think>\n" if protocol.name == "tag" else f"\n{fcfg.hint}\n",
+                    protocol,
+                    tokenizer,
+                    session,
+                    execute=False,
+                )
                 drafts.append(d)
     finally:
         for tool in protocol.tools.values():
@@ -304,7 +333,9 @@ async def evolve_round(round_: int, tasks: Sequence[Task], buf: Buffer, engine, 
     return counts
 
 
-async def run_flywheel(tasks: Sequence[Task], out: str | Path, engine, judge: ChatModel, protocol: Protocol, tokenizer, rcfg: RolloutConfig, fcfg, say=lambda msg: None) -> Buffer:
+async def run_flywheel(
+    tasks: Sequence[Task], out: str | Path, engine, judge: ChatModel, protocol: Protocol, tokenizer, rcfg: RolloutConfig, fcfg, say=lambda msg: None
+) -> Buffer:
     """Round 0 (initial rollouts) and ``fcfg.rounds`` evolution rounds, resuming from ``out``."""
     buf = Buffer(out).load()
     if buf.completed >= 0:

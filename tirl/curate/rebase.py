@@ -32,8 +32,14 @@ def rebase(traj: Trajectory, task: Task, protocol: Protocol, tokenizer, source_t
         origin = Origin.EXPERT if s.origin is Origin.POLICY else s.origin
         segments.append(Segment(origin, list(ids)))  # behaviour log-probs belong to the other prompt: dropped
     out = Trajectory(
-        task_id=task.id, sample=sample, prompt_token_ids=protocol.prompt_ids(tokenizer, task), segments=segments,
-        steps=[replace(st) for st in traj.steps], answer=traj.answer, gold=task.answer, stop_reason=traj.stop_reason,
+        task_id=task.id,
+        sample=sample,
+        prompt_token_ids=protocol.prompt_ids(tokenizer, task),
+        segments=segments,
+        steps=[replace(st) for st in traj.steps],
+        answer=traj.answer,
+        gold=task.answer,
+        stop_reason=traj.stop_reason,
     )
     out.text = tokenizer.decode(out.completion_ids, skip_special_tokens=False)
     out.metrics.update(trajectory_metrics(out))

@@ -64,7 +64,9 @@ def is_correct(task: Task, traj: Trajectory, protocol: Protocol) -> bool:
 
 
 def _repair_task(task: Task, bad: Trajectory, correct: bool, max_calls: int, k: int) -> Task:
-    prompt = render_prompt("repair_correct" if correct else "repair_wrong", question=task_question(task), trajectory=bad.text.strip(), max_calls=str(max_calls))
+    prompt = render_prompt(
+        "repair_correct" if correct else "repair_wrong", question=task_question(task), trajectory=bad.text.strip(), max_calls=str(max_calls)
+    )
     return Task(id=f"{task.id}/repair{k}", prompt=prompt, answer=task.answer, meta=dict(task.meta))
 
 
@@ -81,8 +83,17 @@ async def repair_groups(
     """AutoTraj's SFT-data pipeline over rolled-out groups (``cfg`` is the ``repair`` section).
     ``tokenizer`` is the policy's: kept and repaired trajectories are rendered on its prompt."""
     res = RepairResult()
-    counts = {"tasks": len(tasks), "trajectories": 0, "infra_dropped": 0, "correct": 0, "kept": 0, "to_repair_correct": 0,
-              "to_repair_wrong": 0, "accepted": 0, "hard_cases": 0}
+    counts = {
+        "tasks": len(tasks),
+        "trajectories": 0,
+        "infra_dropped": 0,
+        "correct": 0,
+        "kept": 0,
+        "to_repair_correct": 0,
+        "to_repair_wrong": 0,
+        "accepted": 0,
+        "hard_cases": 0,
+    }
     jobs: list[tuple[Task, Trajectory, bool, float | None, list[int]]] = []  # task, original, correct?, score, correct lengths
     for task, group in zip(tasks, groups):
         live = [t for t in group if t.stop_reason is not StopReason.ERROR]
@@ -126,24 +137,35 @@ async def repair_groups(
     return res
 
 
-async def _repairs(jobs, protocol: Protocol, tokenizer, repairer: Engine | ExpertSource, cfg, max_response_tokens: int, max_turn_tokens: int) -> list[Trajectory | None]:
+async def _repairs(
+    jobs, protocol: Protocol, tokenizer, repairer: Engine | ExpertSource, cfg, max_response_tokens: int, max_turn_tokens: int
+) -> list[Trajectory | None]:
     """One repaired trajectory per job, on the task's own prompt in the policy's tokens (None: the
     repairer's run stopped on an infrastructure error)."""
     if not isinstance(repairer, Engine):  # an expert source writes a solution of the task itself
         sols = await repairer.solve([task for task, *_ in jobs], protocol, tokenizer)
         out: list[Trajectory | None] = []
-        for (task, orig, *_), sol in zip(jobs, sols):
+        for (_task, orig, *_), sol in zip(jobs, sols):
             if sol is not None:
                 sol = copy.deepcopy(sol)
                 sol.sample, sol.rewards = orig.sample, {}
             out.append(sol)
         return out
     rtasks = [_repair_task(task, t, ok, cfg.max_tool_calls, k) for k, (task, t, ok, _, _) in enumerate(jobs)]
-    rcfg = RolloutConfig(group_size=1, max_tool_calls=cfg.max_tool_calls, temperature=cfg.temperature,
-                         max_response_tokens=max_response_tokens, max_turn_tokens=max_turn_tokens)
+    rcfg = RolloutConfig(
+        group_size=1,
+        max_tool_calls=cfg.max_tool_calls,
+        temperature=cfg.temperature,
+        max_response_tokens=max_response_tokens,
+        max_turn_tokens=max_turn_tokens,
+    )
     groups = await rollout(repairer, protocol, rtasks, rcfg)
-    return [None if rep.stop_reason is StopReason.ERROR else rebase(rep, task, protocol, tokenizer, source_tokenizer=repairer.tokenizer, sample=orig.sample)
-            for (task, orig, *_), (rep,) in zip(jobs, groups)]
+    return [
+        None
+        if rep.stop_reason is StopReason.ERROR
+        else rebase(rep, task, protocol, tokenizer, source_tokenizer=repairer.tokenizer, sample=orig.sample)
+        for (task, orig, *_), (rep,) in zip(jobs, groups)
+    ]
 
 
 def make_repairer(spec: str | None, policy_engine: Engine, seed: int = 0, endpoints=None) -> Engine | ExpertSource:

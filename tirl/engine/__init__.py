@@ -2,4 +2,16 @@ from tirl.engine.base import Completion, Engine, EngineCounters, FinishReason, G
 from tirl.engine.hf import HFEngine, HFEngineConfig
 from tirl.engine.openai import OpenAIEngine, OpenAIEngineConfig, OpenAIEngineError
 
-__all__ = ["Completion", "Engine", "EngineCounters", "FinishReason", "GenerationRequest", "HFEngine", "HFEngineConfig", "OpenAIEngine", "OpenAIEngineConfig", "OpenAIEngineError", "SamplingParams"]
+__all__ = [
+    "Completion",
+    "Engine",
+    "EngineCounters",
+    "FinishReason",
+    "GenerationRequest",
+    "HFEngine",
+    "HFEngineConfig",
+    "OpenAIEngine",
+    "OpenAIEngineConfig",
+    "OpenAIEngineError",
+    "SamplingParams",
+]

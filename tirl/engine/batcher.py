@@ -16,8 +16,8 @@ sampled turn plus the tool result) prefills only the tool result.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 
@@ -58,7 +58,17 @@ class BatcherStats:
 
 
 class ContinuousBatcher:
-    def __init__(self, fast: FastLlama, tokenizer, eos_ids: Sequence[int], max_batch: int, prefill_chunk: int, prefix_cache_bytes: int, generator: torch.Generator, decode_threads: int = 0):
+    def __init__(
+        self,
+        fast: FastLlama,
+        tokenizer,
+        eos_ids: Sequence[int],
+        max_batch: int,
+        prefill_chunk: int,
+        prefix_cache_bytes: int,
+        generator: torch.Generator,
+        decode_threads: int = 0,
+    ):
         self.fast = fast
         self.tokenizer = tokenizer
         self.eos_ids = set(eos_ids)
@@ -142,8 +152,13 @@ class ContinuousBatcher:
         # without one the stream is seeded from the engine's generator at admission
         seed = req.seed if req.seed is not None else int(torch.randint(0, 2**62, (1,), generator=self.generator))
         return _Row(
-            index=ticket, req=req, ids=list(req.prefix_ids), budget=budget, stop_ids=self.eos_ids | set(req.sampling.stop_token_ids),
-            checker=StopChecker(self.tokenizer, req.sampling.stop_strings), gen=torch.Generator().manual_seed(seed),
+            index=ticket,
+            req=req,
+            ids=list(req.prefix_ids),
+            budget=budget,
+            stop_ids=self.eos_ids | set(req.sampling.stop_token_ids),
+            checker=StopChecker(self.tokenizer, req.sampling.stop_strings),
+            gen=torch.Generator().manual_seed(seed),
         )
 
     # -- admission: prefix reuse and prefill -----------------------------------------------------
@@ -225,7 +240,7 @@ class ContinuousBatcher:
                 group.append(cand)
                 n_max = width
             i += len(group)
-            for s, r, cached in group:
+            for _s, r, cached in group:
                 self.stats.prefix_tokens_recomputed += self.store.recomputed(r.ids, cached)
                 self.stats.prefill_tokens += len(r.ids) - cached
             cols = max(1, self.prefill_chunk // len(group))
@@ -237,7 +252,7 @@ class ContinuousBatcher:
                     if start <= len(r.ids) - cached - 1 < end:
                         out[s] = lg
                 start = end
-            for s, r, _ in group:
+            for _s, r, _ in group:
                 r.length = len(r.ids)
                 self.store.mark_seen(r.ids)
         return out
@@ -250,7 +265,7 @@ class ContinuousBatcher:
         pos = torch.empty((R, N), dtype=torch.long)
         length = torch.empty(R, dtype=torch.long)
         last = torch.zeros(R, dtype=torch.long)
-        for b, (s, r, cached) in enumerate(group):
+        for b, (_s, r, cached) in enumerate(group):
             suffix = r.ids[cached + start : cached + end]
             ids[b, : len(suffix)] = torch.tensor(suffix, dtype=torch.long) if suffix else ids[b, :0]
             # padding sits past the row's length (masked, overwritten later by decoding)

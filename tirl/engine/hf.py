@@ -14,7 +14,7 @@ new weights before the next call, dropping every cached prefix.
 from __future__ import annotations
 
 import asyncio
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -52,8 +52,14 @@ class HFEngine(Engine):
             # bench/engine_precision.py; decode attention goes through SDPA in bf16).
             self.fast = FastLlama(model, bf16=self.bf16)
             self.batcher = ContinuousBatcher(
-                self.fast, tokenizer, self.eos_ids, self.config.max_batch, self.config.prefill_chunk,
-                int(self.config.prefix_cache_gb * 2**30), self.generator, self.config.decode_threads,
+                self.fast,
+                tokenizer,
+                self.eos_ids,
+                self.config.max_batch,
+                self.config.prefill_chunk,
+                int(self.config.prefix_cache_gb * 2**30),
+                self.generator,
+                self.config.decode_threads,
             )
 
     @property
@@ -66,8 +72,12 @@ class HFEngine(Engine):
         if self.batcher is None:
             return EngineCounters(tokens_generated=self.tokens_generated)
         st = self.batcher.stats
-        return EngineCounters(tokens_generated=self.tokens_generated, prefill_tokens=st.prefill_tokens,
-                              prefix_tokens_reused=st.prefix_tokens_reused, prefix_tokens_recomputed=st.prefix_tokens_recomputed)
+        return EngineCounters(
+            tokens_generated=self.tokens_generated,
+            prefill_tokens=st.prefill_tokens,
+            prefix_tokens_reused=st.prefix_tokens_reused,
+            prefix_tokens_recomputed=st.prefix_tokens_recomputed,
+        )
 
     def sync_weights(self) -> None:
         """Copy the model's current weights into the fast path (also done automatically when the
@@ -168,7 +178,9 @@ class HFEngine(Engine):
         pos_BL = (mask_BL.cumsum(-1) - 1).clamp(min=0)
         logits_BV = self._forward(ids_BL, mask_BL, pos_BL, cache)
         for _ in range(max(budget)):
-            s = sample_tokens(logits_BV, temperature_B, top_k_B, top_p_B, uniform_B=torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in gens]))
+            s = sample_tokens(
+                logits_BV, temperature_B, top_k_B, top_p_B, uniform_B=torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in gens])
+            )
             next_B = s.token_B.clone()
             for b in range(B):
                 if finish[b] is not None:
@@ -192,7 +204,9 @@ class HFEngine(Engine):
             logits_BV = self._forward(next_B[:, None], mask_BL, pos_B1, cache)
         self._tokens_generated += sum(len(t) for t in tokens)
         return [
-            Completion(token_ids=tokens[b], logprobs=logps[b], entropy=ents[b], finish_reason=finish[b] or FinishReason.LENGTH, stop_string=stop_str[b])
+            Completion(
+                token_ids=tokens[b], logprobs=logps[b], entropy=ents[b], finish_reason=finish[b] or FinishReason.LENGTH, stop_string=stop_str[b]
+            )
             for b in range(B)
         ]
 

@@ -9,7 +9,7 @@ applied per row afterwards).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -80,7 +80,13 @@ class HFGenerateEngine(Engine):
     def _generate(self, ids, mask, reqs, sp):
         kw = dict(do_sample=True, temperature=sp.temperature, top_p=sp.top_p, top_k=sp.top_k or None) if sp.temperature > 0 else dict(do_sample=False)
         return self.model.generate(
-            input_ids=ids, attention_mask=mask, max_new_tokens=max(r.sampling.max_new_tokens for r in reqs),
-            stop_strings=list(sp.stop_strings) or None, tokenizer=self.tokenizer, pad_token_id=self.pad_id,
-            return_dict_in_generate=True, output_logits=True, **kw,
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=max(r.sampling.max_new_tokens for r in reqs),
+            stop_strings=list(sp.stop_strings) or None,
+            tokenizer=self.tokenizer,
+            pad_token_id=self.pad_id,
+            return_dict_in_generate=True,
+            output_logits=True,
+            **kw,
         )

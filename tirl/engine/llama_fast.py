@@ -212,7 +212,9 @@ class FastLlama:
         return o.reshape(R, NH, 1, D)
 
     @torch.no_grad()
-    def forward(self, ids_RN: torch.Tensor, pos_RN: torch.Tensor, rows_R: torch.Tensor, length_R: torch.Tensor, kv: "KVCache", last_R: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, ids_RN: torch.Tensor, pos_RN: torch.Tensor, rows_R: torch.Tensor, length_R: torch.Tensor, kv: KVCache, last_R: torch.Tensor
+    ) -> torch.Tensor:
         """Run tokens ``ids_RN`` at positions ``pos_RN`` for cache rows ``rows_R``; rows' keys and
         values are written into the cache first, then every query attends to its row's cached
         positions ``<= its own`` (and ``< length_R``, the row's length after this call).

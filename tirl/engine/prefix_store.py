@@ -14,8 +14,8 @@ entry was dropped, so prefill work on an already computed prefix is counted as *
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 

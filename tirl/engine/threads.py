@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import statistics
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
@@ -34,7 +34,7 @@ class ThreadTuner:
         self.probes = 0
 
     @classmethod
-    def for_config(cls, decode_threads: int) -> "ThreadTuner":
+    def for_config(cls, decode_threads: int) -> ThreadTuner:
         """``decode_threads`` 0: choose between 1 and torch's thread count; n > 0: always n."""
         n = torch.get_num_threads()
         return cls([decode_threads] if decode_threads > 0 else [1, n])

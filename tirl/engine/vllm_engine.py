@@ -63,9 +63,9 @@ import math
 import os
 import random
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -215,14 +215,23 @@ class VLLMEngine(Engine):
         # the context length in tokens
         chunked = not current_platform.is_cpu()
         args = EngineArgs(
-            model=self._dir.name, tokenizer=self._dir.name, load_format="dummy", dtype=dtype, seed=config.seed,
-            max_model_len=max_len, max_num_seqs=config.max_batch, enable_chunked_prefill=chunked,
+            model=self._dir.name,
+            tokenizer=self._dir.name,
+            load_format="dummy",
+            dtype=dtype,
+            seed=config.seed,
+            max_model_len=max_len,
+            max_num_seqs=config.max_batch,
+            enable_chunked_prefill=chunked,
             max_num_batched_tokens=max(config.prefill_chunk, config.max_batch) if chunked else max(config.prefill_chunk, config.max_batch, max_len),
             enable_prefix_caching=vc.prefix_caching,
             kv_cache_memory_bytes=int(vc.kv_cache_gb * 2**30) if vc.kv_cache_gb is not None else None,
-            gpu_memory_utilization=vc.gpu_memory_utilization, enforce_eager=vc.enforce_eager,
-            logprobs_mode="processed_logprobs", max_logprobs=max(20, vc.entropy_top_k),
-            distributed_executor_backend="uni", disable_log_stats=True,
+            gpu_memory_utilization=vc.gpu_memory_utilization,
+            enforce_eager=vc.enforce_eager,
+            logprobs_mode="processed_logprobs",
+            max_logprobs=max(20, vc.entropy_top_k),
+            distributed_executor_backend="uni",
+            disable_log_stats=True,
         )
         with _in_process_build():
             vllm_config = args.create_engine_config(UsageContext.ENGINE_CONTEXT)
@@ -259,8 +268,12 @@ class VLLMEngine(Engine):
     def counters(self) -> EngineCounters:
         """Cumulative work counters (the trainer logs their per-step differences)."""
         s = self.stats
-        return EngineCounters(tokens_generated=s.tokens_generated, prefill_tokens=s.prompt_tokens - s.prefix_tokens_reused,
-                              prefix_tokens_reused=s.prefix_tokens_reused, weight_syncs=s.weight_syncs)
+        return EngineCounters(
+            tokens_generated=s.tokens_generated,
+            prefill_tokens=s.prompt_tokens - s.prefix_tokens_reused,
+            prefix_tokens_reused=s.prefix_tokens_reused,
+            weight_syncs=s.weight_syncs,
+        )
 
     def close(self) -> None:
         """Stop vLLM's engine core and remove the model directory."""
@@ -284,11 +297,17 @@ class VLLMEngine(Engine):
         sp = req.sampling
         k = self.config.vllm.entropy_top_k
         return VSamplingParams(
-            temperature=sp.temperature, top_p=sp.top_p, top_k=sp.top_k,
+            temperature=sp.temperature,
+            top_p=sp.top_p,
+            top_k=sp.top_k,
             max_tokens=min(sp.max_new_tokens, self.max_context - len(req.prefix_ids)),
-            stop=list(sp.stop_strings) or None, stop_token_ids=list(sp.stop_token_ids) or None,
-            include_stop_str_in_output=True, skip_special_tokens=False, detokenize=bool(sp.stop_strings),
-            seed=req.seed if req.seed is not None else self.draw_seed(), logprobs=k,
+            stop=list(sp.stop_strings) or None,
+            stop_token_ids=list(sp.stop_token_ids) or None,
+            include_stop_str_in_output=True,
+            skip_special_tokens=False,
+            detokenize=bool(sp.stop_strings),
+            seed=req.seed if req.seed is not None else self.draw_seed(),
+            logprobs=k,
             output_kind=RequestOutputKind.FINAL_ONLY,
         )
 

@@ -13,7 +13,18 @@ from tirl.eval.metrics import (
 from tirl.eval.runner import EvalReport, TaskEval, evaluate, evaluate_async, summarize_eval
 
 __all__ = [
-    "EQUIVALENCE", "EvalReport", "TaskEval", "efficiency", "evaluate", "evaluate_async",
-    "maj_at_k", "majority_answer", "mean_pass_at_k", "pass_at_k", "reasoning_length", "same_fn",
-    "successful_execution", "summarize_eval",
+    "EQUIVALENCE",
+    "EvalReport",
+    "TaskEval",
+    "efficiency",
+    "evaluate",
+    "evaluate_async",
+    "maj_at_k",
+    "majority_answer",
+    "mean_pass_at_k",
+    "pass_at_k",
+    "reasoning_length",
+    "same_fn",
+    "successful_execution",
+    "summarize_eval",
 ]

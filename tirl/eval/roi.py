@@ -30,7 +30,9 @@ class RunCost:
 def roi(score: float, base_score: float, expert_samples: float, train_tokens: float, expert_samples_ref: float, train_tokens_ref: float) -> float:
     """``(score - base_score) / (expert_samples / expert_samples_ref + train_tokens / train_tokens_ref)``."""
     if expert_samples_ref <= 0 or train_tokens_ref <= 0:
-        raise ValueError(f"ROI references must be > 0 (got expert_samples_ref={expert_samples_ref}, train_tokens_ref={train_tokens_ref}); the reference run must use expert data and train")
+        raise ValueError(
+            f"ROI references must be > 0 (got expert_samples_ref={expert_samples_ref}, train_tokens_ref={train_tokens_ref}); the reference run must use expert data and train"
+        )
     if expert_samples < 0 or train_tokens < 0:
         raise ValueError(f"costs must be >= 0, got expert_samples={expert_samples}, train_tokens={train_tokens}")
     cost = expert_samples / expert_samples_ref + train_tokens / train_tokens_ref

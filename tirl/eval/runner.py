@@ -156,7 +156,9 @@ class EvalReport:
             ("reasoning length (P/L x1000)", f"{self.reasoning_length:.3f}"),
         ]
         if self.conciseness is not None:
-            rows.append(("conciseness (judge)", f"{self.conciseness:.3f}" + (f" ({self.conciseness_unread} unread)" if self.conciseness_unread else "")))
+            rows.append(
+                ("conciseness (judge)", f"{self.conciseness:.3f}" + (f" ({self.conciseness_unread} unread)" if self.conciseness_unread else ""))
+            )
         rows += [
             ("stop reasons", stops),
             ("infra errors (dropped)", str(self.infra_errors)),
@@ -269,7 +271,7 @@ async def evaluate_async(
     ks: Sequence[int] = (1, 4, 8),
     rewards: list[RewardSpec] | None = None,
     on_finished: Callable[[int], None] | None = None,
-    judge: "ChatModel | None" = None,
+    judge: ChatModel | None = None,
 ) -> EvalReport:
     """``evaluate`` for callers already inside an event loop; ``judge`` adds Conciseness."""
     _eval_ks(ks, n_samples)  # fail before sampling, not after
@@ -284,7 +286,7 @@ async def evaluate_async(
     return report
 
 
-def add_conciseness(report: EvalReport, tasks: Sequence[Task], judge: "ChatModel") -> None:
+def add_conciseness(report: EvalReport, tasks: Sequence[Task], judge: ChatModel) -> None:
     """Judge every scored trajectory of ``report`` for redundant tool calls (ET-Agent App. E.1)."""
     from tirl.judge.roles import judge_conciseness
 

@@ -12,10 +12,11 @@ alias, directory or hub id loads a second local model.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from string import Template
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from tirl.engine.base import Engine, GenerationRequest, SamplingParams
 

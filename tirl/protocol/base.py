@@ -10,8 +10,8 @@ model then reads as its observation), renders observations as text to append, re
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from tirl.protocol.answer import last_boxed
 from tirl.tools.base import Tool

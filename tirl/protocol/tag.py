@@ -52,9 +52,7 @@ class TagProtocol(Protocol):
         for t in self.tools.values():
             # the tag carries the tool's one main argument, so its JSON schema would only add noise
             lines.append(f"- <{t.name}>{t.main_arg}</{t.name}>: {t.description}")
-        lines.append(
-            "When you are done, give the final answer inside <answer> </answer> with the result in \\boxed{}."
-        )
+        lines.append("When you are done, give the final answer inside <answer> </answer> with the result in \\boxed{}.")
         if "python" in self.tools:
             lines += [
                 "Example:",
@@ -84,7 +82,9 @@ class TagProtocol(Protocol):
                 return ParsedTurn(call=ToolCall(name=name, arguments={}, raw=raw, error=f"found {close} without an opening <{name}> tag"))
             arg = strip_code_fence(turn_text[start + len(name) + 2 : pos]).strip("\n")
             if not arg.strip():
-                return ParsedTurn(call=ToolCall(name=name, arguments={}, raw=raw, error=f"empty <{name}> call: put the {tool.main_arg} between the tags"))
+                return ParsedTurn(
+                    call=ToolCall(name=name, arguments={}, raw=raw, error=f"empty <{name}> call: put the {tool.main_arg} between the tags")
+                )
             return ParsedTurn(call=ToolCall(name=name, arguments={tool.main_arg: arg}, raw=raw))
         if ended_by_eos:
             return ParsedTurn(final=True, answer=self.extract_answer(turn_text))

@@ -11,8 +11,8 @@ Metrics are rewards with weight 0: computed, stored per trajectory, not optimise
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from tirl.types import Task, Trajectory
 

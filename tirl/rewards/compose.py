@@ -53,16 +53,10 @@ def apply_rewards(groups: list[tuple[Task, list[Trajectory]]], specs: list[Rewar
         for spec in specs:
             values = list(spec.fn(live, task))
             if len(values) != len(live):
-                raise RewardError(
-                    f"reward {spec.name!r} returned {len(values)} values for {len(live)} trajectories "
-                    f"of task {task.id!r}"
-                )
+                raise RewardError(f"reward {spec.name!r} returned {len(values)} values for {len(live)} trajectories of task {task.id!r}")
             for i, v in enumerate(values):
                 if not isinstance(v, numbers.Real) or not math.isfinite(v):
-                    raise RewardError(
-                        f"reward {spec.name!r} returned {v!r} for trajectory {i} of task {task.id!r}; "
-                        "expected a finite float"
-                    )
+                    raise RewardError(f"reward {spec.name!r} returned {v!r} for trajectory {i} of task {task.id!r}; expected a finite float")
                 totals[i] += spec.weight * float(v)
             components[spec.name] = [float(v) for v in values]
         for i, traj in enumerate(live):

@@ -88,9 +88,7 @@ class _Worker:
             ready = self._read(time.monotonic() + startup_timeout_s)
         except (_Deadline, EOFError) as e:
             self.kill()
-            raise WorkerStartError(
-                f"verifier worker for {target!r} did not start within {startup_timeout_s:.0f}s ({type(e).__name__})"
-            ) from None
+            raise WorkerStartError(f"verifier worker for {target!r} did not start within {startup_timeout_s:.0f}s ({type(e).__name__})") from None
         if ready != _READY:
             self.kill()
             raise WorkerStartError(f"verifier worker for {target!r} failed to start: {ready!r}")

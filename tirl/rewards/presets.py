@@ -37,7 +37,7 @@ def default_rewards(protocol: Protocol, format_violation: float = -1.0, overlong
 
 
 def config_rewards(
-    rc: "RewardConfig",
+    rc: RewardConfig,
     protocol: Protocol,
     max_len: int,
     progress: Progress | None = None,

@@ -12,7 +12,8 @@ exactly the chat text it was trained on); only the trajectories with S > 0 are s
 
 from __future__ import annotations
 
-from typing import Protocol as TypingProtocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol as TypingProtocol
 
 from tirl.protocol.base import Protocol
 from tirl.rewards.base import RewardFn

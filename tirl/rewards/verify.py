@@ -13,7 +13,7 @@ equivalent forms (a list means "any of these"). A missing answer (None) scores 0
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from tirl.rewards.math import default_verifier
 from tirl.rewards.qa import max_f1
@@ -52,9 +52,7 @@ def score_answer(task: Task, answer: str | None) -> float:
     try:
         verifier = VERIFIERS[kind]
     except KeyError:
-        raise ValueError(
-            f"task {task.id!r} asks for verifier {kind!r}; known verifiers: {', '.join(sorted(VERIFIERS))}"
-        ) from None
+        raise ValueError(f"task {task.id!r} asks for verifier {kind!r}; known verifiers: {', '.join(sorted(VERIFIERS))}") from None
     if answer is None:
         return 0.0
     return float(verifier(str(answer), gold_list(task)))

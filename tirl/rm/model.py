@@ -53,7 +53,9 @@ class ScalarHeadModel(nn.Module):
         return self.head(h_BTH[torch.arange(len(last_B)), last_B]).squeeze(-1)
 
 
-def build_reward_model(base: str, lora_r: int = 8, lora_alpha: int = 16, target_modules: Sequence[str] | None = None, adapter: str | Path | None = None):
+def build_reward_model(
+    base: str, lora_r: int = 8, lora_alpha: int = 16, target_modules: Sequence[str] | None = None, adapter: str | Path | None = None
+):
     """(model, tokenizer) for the base model ``base``: its decoder with a fresh LoRA adapter (or
     the saved one in ``adapter``) and a scalar head. Only the adapter and the head train."""
     from peft import LoraConfig, PeftModel, get_peft_model
@@ -108,7 +110,7 @@ class RewardModelScorer:
         self.batch_size = batch_size
 
     @classmethod
-    def load(cls, path: str | Path, batch_size: int = 8) -> "RewardModelScorer":
+    def load(cls, path: str | Path, batch_size: int = 8) -> RewardModelScorer:
         path = Path(path)
         if not (path / META).is_file():
             raise FileNotFoundError(f"{path} is not a tirl reward model (no {META}; train one with: tirl rm train PAIRS --out DIR)")

@@ -6,7 +6,22 @@ from tirl.rollout.summary import RolloutSummary, summarize
 from tirl.rollout.tree import Branch, build_tree
 
 __all__ = [
-    "Branch", "RolloutConfig", "RolloutSummary", "build_tree", "continue_from", "loss_mask", "prefix_trajectory",
-    "read_jsonl", "read_trees", "rollout", "script_trajectory", "summarize", "trajectory_from_json",
-    "trajectory_to_json", "tree_from_json", "tree_to_json", "write_jsonl", "write_trees",
+    "Branch",
+    "RolloutConfig",
+    "RolloutSummary",
+    "build_tree",
+    "continue_from",
+    "loss_mask",
+    "prefix_trajectory",
+    "read_jsonl",
+    "read_trees",
+    "rollout",
+    "script_trajectory",
+    "summarize",
+    "trajectory_from_json",
+    "trajectory_to_json",
+    "tree_from_json",
+    "tree_to_json",
+    "write_jsonl",
+    "write_trees",
 ]

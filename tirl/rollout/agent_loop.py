@@ -31,15 +31,14 @@ import copy
 import logging
 import time
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 from tirl.config.rollout import RolloutConfig
 from tirl.engine.base import Engine, FinishReason, GenerationRequest, SamplingParams
 from tirl.protocol.base import Protocol
 from tirl.tools.base import Tool
 from tirl.types import Observation, Origin, Segment, Step, StopReason, Task, ToolCall, Trajectory
-
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +81,13 @@ async def _run_call(call: ToolCall, tools: Mapping[str, Tool], protocol: Protoco
     try:
         obs = await tools[call.name].run(call, session)
     except Exception as e:  # noqa: BLE001 - turned into an infra observation, counted, never scored
-        return Observation(ok=False, output=f"Error: tool {call.name!r} failed ({type(e).__name__}: {e})", error=type(e).__name__, infra_error=True, latency_ms=(time.perf_counter() - t0) * 1e3)
+        return Observation(
+            ok=False,
+            output=f"Error: tool {call.name!r} failed ({type(e).__name__}: {e})",
+            error=type(e).__name__,
+            infra_error=True,
+            latency_ms=(time.perf_counter() - t0) * 1e3,
+        )
     return obs
 
 
@@ -109,7 +114,9 @@ def prefix_trajectory(traj: Trajectory, n_steps: int, sample: int | None = None)
         raise ValueError(f"cannot keep {n_steps} steps of a trajectory with {len(traj.steps)} steps")
     kept = traj.steps[:n_steps]
     if any(s.tool_segment is None for s in kept):
-        raise ValueError(f"a prefix of {n_steps} steps must end after a tool observation; trajectory {traj.task_id}/{traj.sample} has a step without one among them")
+        raise ValueError(
+            f"a prefix of {n_steps} steps must end after a tool observation; trajectory {traj.task_id}/{traj.sample} has a step without one among them"
+        )
     n_segments = kept[-1].tool_segment + 1 if kept else 0
     return Trajectory(
         task_id=traj.task_id,

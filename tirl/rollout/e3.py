@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import copy
 import random
-from typing import Awaitable, Callable, Mapping, Protocol, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Protocol
 
 from tirl.config.strategy import E3Config  # noqa: F401 - re-exported; the section lives in tirl.config
 from tirl.engine.base import Engine
@@ -199,14 +200,21 @@ async def e3_rollout(
 
     trees = []
     for i, task in enumerate(tasks):
-        meta = {"share": share, "pass_rate": pass_rate[i], "expert": bool(use[i]),
-                "anchors": [{"n_steps": n, "continuations": c, "entropy": round(s, 6)} for n, c, s in plans.get(i, [])]}
+        meta = {
+            "share": share,
+            "pass_rate": pass_rate[i],
+            "expert": bool(use[i]),
+            "anchors": [{"n_steps": n, "continuations": c, "entropy": round(s, 6)} for n, c, s in plans.get(i, [])],
+        }
         rollouts = sum(1 for b in records[i] if b.role is not LeafRole.EXPERT)
         trees.append(build_tree(task.id, records[i], strategy="e3", rollouts=rollouts, meta=meta))
     n = len(tasks)
     metrics = {
-        "e3/phase": 1.0, "e3/share": share, "e3/self_pass_rate": sum(pass_rate) / n if n else 0.0,
-        "e3/tasks_eligible": sum(eligible) / n if n else 0.0, "e3/tasks_with_expert": sum(use) / n if n else 0.0,
+        "e3/phase": 1.0,
+        "e3/share": share,
+        "e3/self_pass_rate": sum(pass_rate) / n if n else 0.0,
+        "e3/tasks_eligible": sum(eligible) / n if n else 0.0,
+        "e3/tasks_with_expert": sum(use) / n if n else 0.0,
         "e3/anchors_per_task": sum(len(plans.get(i, [])) for i in range(n)) / n if n else 0.0,
     }
     depths = [a for p in plans.values() for a, _, _ in p]

@@ -30,7 +30,8 @@ goes through the agent loop at once.
 from __future__ import annotations
 
 import math
-from typing import Generator, NamedTuple, Sequence
+from collections.abc import Generator, Sequence
+from typing import NamedTuple
 
 from tirl.config.strategy import ELPOConfig
 from tirl.engine.base import Engine
@@ -84,7 +85,9 @@ class Search(NamedTuple):
     k: int
 
 
-def bel_search(records: list[Branch], success: list[bool | None], cfg: ELPOConfig, critical: list[Search]) -> Generator[list[Request], list[int], None]:
+def bel_search(
+    records: list[Branch], success: list[bool | None], cfg: ELPOConfig, critical: list[Search]
+) -> Generator[list[Request], list[int], None]:
     """Alg. 1 for one task. Yields the rollouts it wants next; is sent the indices of the
     records that hold them once they are finished and scored (``success[i]`` is True, False, or
     None for an infrastructure failure). Appends a ``Search`` per search to ``critical``."""

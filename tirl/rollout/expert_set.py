@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from tirl.engine.base import Engine
 from tirl.protocol.base import Protocol
@@ -65,8 +65,12 @@ class ExpertSet:
         if need:
             if self.source is None:
                 self.source = make_expert_source(
-                    self.spec, rollout=rcfg.model_copy(update={"temperature": self.temperature}), policy_engine=engine,
-                    endpoints=self.endpoints, seed=self.seed, correct_only=self.correct_only,
+                    self.spec,
+                    rollout=rcfg.model_copy(update={"temperature": self.temperature}),
+                    policy_engine=engine,
+                    endpoints=self.endpoints,
+                    seed=self.seed,
+                    correct_only=self.correct_only,
                 )
             got = await self.source.solve(need, protocol, engine.tokenizer)
             accepted = []

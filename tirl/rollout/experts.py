@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol as TypingProtocol
-from typing import Sequence
 
 from tirl.engine.base import Engine
 from tirl.protocol.base import Protocol
@@ -114,7 +114,9 @@ class FileExperts:
                 continue
             self.by_task[tr.task_id] = tr
         if not self.by_task:
-            raise ValueError(f"expert file {self.path} holds no usable trajectory" + (" (correct_only: none has rewards.correct = 1)" if correct_only else ""))
+            raise ValueError(
+                f"expert file {self.path} holds no usable trajectory" + (" (correct_only: none has rewards.correct = 1)" if correct_only else "")
+            )
 
     async def solve(self, tasks: Sequence[Task], protocol: Protocol, tokenizer) -> list[Trajectory | None]:
         out: list[Trajectory | None] = []
@@ -203,7 +205,9 @@ def retokenise(traj: Trajectory, prompt_ids: list[int], src_tok, dst_tok) -> Tra
     return out
 
 
-def make_expert_source(spec: str, *, rollout: RolloutConfig, policy_engine: Engine | None = None, endpoints=None, seed: int = 0, correct_only: bool = True) -> ExpertSource:
+def make_expert_source(
+    spec: str, *, rollout: RolloutConfig, policy_engine: Engine | None = None, endpoints=None, seed: int = 0, correct_only: bool = True
+) -> ExpertSource:
     """The source a config names: ``arith-reference``; a ``.jsonl`` path; ``openai:<name>`` (an
     endpoint of the ``endpoints`` section; its tokenizer is the endpoint's, else the policy's);
     or a local model (alias, directory or hub id) run by an in-process HFEngine."""

@@ -8,8 +8,8 @@ agent loop stops a trajectory whose conversation reaches the context with ``stop
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from tirl.errors import UserError
 from tirl.protocol.base import Protocol
@@ -36,9 +36,10 @@ class Fit:
             return None
         shown = ", ".join(f"{i} ({n} tokens)" for i, n in list(self.skipped.items())[:_SHOWN_IDS])
         more = f" and {len(self.skipped) - _SHOWN_IDS} more" if len(self.skipped) > _SHOWN_IDS else ""
-        return (f"skipped {len(self.skipped)} of {len(self.kept) + len(self.skipped)} {what} whose prompt does not fit the "
-                f"model's context of {self.max_context} tokens: {shown}{more}")
-
+        return (
+            f"skipped {len(self.skipped)} of {len(self.kept) + len(self.skipped)} {what} whose prompt does not fit the "
+            f"model's context of {self.max_context} tokens: {shown}{more}"
+        )
 
     def require(self, what: str = "tasks") -> list[Task]:
         """The kept tasks; ``NoTaskFits`` when none is left."""

@@ -4,7 +4,7 @@ root, so every strategy hands the trainer the same type."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from tirl.engine.base import Engine
 from tirl.protocol.base import Protocol

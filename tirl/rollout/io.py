@@ -23,8 +23,9 @@ node has ``id``, ``segments``, ``call``, ``observation``, ``info`` (a leaf's ``s
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 from tirl.errors import UserError
 from tirl.types import (
@@ -63,11 +64,20 @@ def call_from_json(d: Mapping[str, Any]) -> ToolCall:
 
 
 def observation_to_json(o: Observation) -> dict:
-    return {"output": o.output, "ok": o.ok, "error": o.error, "timed_out": o.timed_out, "latency_ms": round(o.latency_ms, 3), "infra_error": o.infra_error}
+    return {
+        "output": o.output,
+        "ok": o.ok,
+        "error": o.error,
+        "timed_out": o.timed_out,
+        "latency_ms": round(o.latency_ms, 3),
+        "infra_error": o.infra_error,
+    }
 
 
 def observation_from_json(d: Mapping[str, Any]) -> Observation:
-    return Observation(d["ok"], d.get("output") or "", d.get("error"), d.get("timed_out", False), d.get("latency_ms", 0.0), d.get("infra_error", False))
+    return Observation(
+        d["ok"], d.get("output") or "", d.get("error"), d.get("timed_out", False), d.get("latency_ms", 0.0), d.get("infra_error", False)
+    )
 
 
 _NO_OBSERVATION = {"output": None, "ok": False, "error": None, "timed_out": False, "latency_ms": 0.0, "infra_error": False}
@@ -76,8 +86,13 @@ _NO_OBSERVATION = {"output": None, "ok": False, "error": None, "timed_out": Fals
 
 def outcome_to_json(tr: Trajectory) -> dict:
     return {
-        "sample": tr.sample, "answer": tr.answer, "reward": tr.reward, "rewards": tr.rewards,
-        "stop_reason": tr.stop_reason.value if tr.stop_reason else None, "metrics": tr.metrics, "text": tr.text,
+        "sample": tr.sample,
+        "answer": tr.answer,
+        "reward": tr.reward,
+        "rewards": tr.rewards,
+        "stop_reason": tr.stop_reason.value if tr.stop_reason else None,
+        "metrics": tr.metrics,
+        "text": tr.text,
         **({"error": tr.error} if tr.error else {}),
     }
 
@@ -124,8 +139,14 @@ def trajectory_from_json(d: dict) -> Trajectory:
         if c is not None:
             call, obs = call_from_json(c), observation_from_json(c)
         steps.append(Step(s["action_segment"], call, obs, s.get("tool_segment")))
-    tr = Trajectory(task_id=d["task_id"], sample=d.get("sample", 0), prompt_token_ids=list(d["prompt_token_ids"]), segments=segments,
-                    steps=steps, gold=d.get("gold"))
+    tr = Trajectory(
+        task_id=d["task_id"],
+        sample=d.get("sample", 0),
+        prompt_token_ids=list(d["prompt_token_ids"]),
+        segments=segments,
+        steps=steps,
+        gold=d.get("gold"),
+    )
     return _outcome_into(tr, d)
 
 
@@ -169,8 +190,13 @@ def _info_json(n: TreeNode) -> dict:
         d.update({"sample": n.trajectory.sample, "fork_step": n.fork_step})
         if n.parent_sample is not None:
             d["parent"] = n.parent_sample
-    for key, value in (("success", n.success), ("role", n.role.value if n.role else None), ("anchor_step", n.anchor_step),
-                       ("advantage", n.advantage), ("clip_low", n.clip_low)):
+    for key, value in (
+        ("success", n.success),
+        ("role", n.role.value if n.role else None),
+        ("anchor_step", n.anchor_step),
+        ("advantage", n.advantage),
+        ("clip_low", n.clip_low),
+    ):
         if value is not None:
             d[key] = value
     return d
@@ -229,8 +255,13 @@ def tree_from_json(d: Mapping[str, Any]) -> RolloutTree:
                 raise ValueError(f"node id {nid!r} appears twice")
             seen.add(nid)
             cj, oj = c.get("call"), c.get("observation")
-            node = TreeNode(nid, [segment_from_json(s) for s in c.get("segments", [])], None if cj is None else call_from_json(cj),
-                            None if oj is None else observation_from_json(oj), parent=parent)
+            node = TreeNode(
+                nid,
+                [segment_from_json(s) for s in c.get("segments", [])],
+                None if cj is None else call_from_json(cj),
+                None if oj is None else observation_from_json(oj),
+                parent=parent,
+            )
             info = c.get("info", {})
             _info_into(node, info)
             parent.children.append(node)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from tirl.types import Origin, StopReason, Trajectory
 
-
 RL_ORIGINS = frozenset({Origin.POLICY})
 SFT_ORIGINS = frozenset({Origin.POLICY, Origin.EXPERT})
 """Supervised fine-tuning imitates the model's and the expert's own text, never tool output."""

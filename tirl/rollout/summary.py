@@ -46,7 +46,11 @@ class RolloutSummary:
             ("wall time", f"{self.wall_s:.1f} s"),
             ("stop reasons", stops),
             ("infra errors (dropped)", str(self.infra_errors)),
-        ] + ([("re-tokenisation drift", f"{self.retokenization_drift:.3f} of trajectories (not used for training)")] if self.retokenization_drift is not None else [])
+        ] + (
+            [("re-tokenisation drift", f"{self.retokenization_drift:.3f} of trajectories (not used for training)")]
+            if self.retokenization_drift is not None
+            else []
+        )
 
 
 def summarize(groups: list[list[Trajectory]], wall_s: float, tokenizer=None) -> RolloutSummary:

@@ -17,8 +17,9 @@ Rows are laid over the paths by ``tirl.train.rows.flatten``; trees are written a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from tirl.types import LeafRole, Origin, RolloutTree, Segment, Step, StopReason, Trajectory, TreeNode
 
@@ -79,7 +80,9 @@ def build_tree(
                 raise ValueError(f"task {task_id!r}: trajectory {i} names parent {b.parent}; a parent must come earlier in the list")
             p = branches[b.parent].traj
             if not 0 < b.shared_steps < len(p.steps) + 1 or b.shared_steps > len(tr.steps):
-                raise ValueError(f"task {task_id!r}: trajectory {i} cannot share {b.shared_steps} steps with its parent ({len(p.steps)} steps) having {len(tr.steps)}")
+                raise ValueError(
+                    f"task {task_id!r}: trajectory {i} cannot share {b.shared_steps} steps with its parent ({len(p.steps)} steps) having {len(tr.steps)}"
+                )
             for k in range(b.shared_steps):
                 if [s.token_ids for s in _step_segments(tr, tr.steps[k])] != [s.token_ids for s in _step_segments(p, p.steps[k])]:
                     raise ValueError(f"task {task_id!r}: trajectory {i} differs from its parent {b.parent} in shared step {k + 1}")
@@ -110,8 +113,15 @@ def build_tree(
     for i in range(len(branches)):
         _prune(node_of[i][-1])
     _assign_ids(root)
-    return RolloutTree(task_id, root, branches[0].traj.gold, strategy=strategy, rollouts=len(branches) if rollouts is None else rollouts,
-                       dropped=dropped, meta=dict(meta or {}))
+    return RolloutTree(
+        task_id,
+        root,
+        branches[0].traj.gold,
+        strategy=strategy,
+        rollouts=len(branches) if rollouts is None else rollouts,
+        dropped=dropped,
+        meta=dict(meta or {}),
+    )
 
 
 def _assign_ids(root: TreeNode) -> None:

@@ -234,9 +234,7 @@ def make_arith_task(seed: int, index: int, level: int, split: str = "train") -> 
     return Task(id=task_id(level, seed, index, split), prompt=prompt, answer=str(answer), meta=meta)
 
 
-def generate_arith(
-    n: int, seed: int, difficulty: int | list[int] | tuple[int, ...] = LEVELS, split: str = "train", start: int = 0
-) -> list[Task]:
+def generate_arith(n: int, seed: int, difficulty: int | list[int] | tuple[int, ...] = LEVELS, split: str = "train", start: int = 0) -> list[Task]:
     """``n`` problems; with several levels, problem ``i`` has level ``levels[i % len(levels)]``."""
     levels = [difficulty] if isinstance(difficulty, int) else list(difficulty)
     if not levels or any(lv not in LEVELS for lv in levels):

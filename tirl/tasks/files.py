@@ -19,10 +19,11 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from tirl.errors import UserError
 from tirl.types import Task
@@ -62,14 +63,10 @@ def _prompt(value: Any, where: str, field: str) -> str | list[dict[str, str]]:
         messages = []
         for k, m in enumerate(value):
             if not (isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)):
-                raise TaskLoadError(
-                    f"{where}: field {field!r} message {k} must be an object with string 'role' and 'content'"
-                )
+                raise TaskLoadError(f"{where}: field {field!r} message {k} must be an object with string 'role' and 'content'")
             messages.append({"role": m["role"], "content": m["content"]})
         return messages
-    raise TaskLoadError(
-        f"{where}: field {field!r} must be a non-empty string or list of messages, got {type(value).__name__}"
-    )
+    raise TaskLoadError(f"{where}: field {field!r} must be a non-empty string or list of messages, got {type(value).__name__}")
 
 
 def _answer(value: Any, where: str, field: str) -> str | list[str]:
@@ -89,9 +86,7 @@ def _answer(value: Any, where: str, field: str) -> str | list[str]:
         return list(value)
     if isinstance(value, list):
         raise TaskLoadError(f"{where}: field {field!r} must be a non-empty list of strings")
-    raise TaskLoadError(
-        f"{where}: field {field!r} must be a string, a number or a list of strings, got {type(value).__name__}"
-    )
+    raise TaskLoadError(f"{where}: field {field!r} must be a string, a number or a list of strings, got {type(value).__name__}")
 
 
 def _task(record: Any, fields: FieldMap, source: str, default_id: str, where: str) -> Task:
@@ -121,9 +116,7 @@ def _task(record: Any, fields: FieldMap, source: str, default_id: str, where: st
     )
 
 
-def _collect(
-    rows: Iterator[tuple[str, Any]], path: Path, fields: FieldMap, skip_bad: bool
-) -> list[Task]:
+def _collect(rows: Iterator[tuple[str, Any]], path: Path, fields: FieldMap, skip_bad: bool) -> list[Task]:
     """Turn (position, record-or-error) pairs into tasks, checking ids are unique."""
     source = f"file:{path.name}"
     tasks: list[Task] = []
@@ -189,7 +182,10 @@ def load_jsonl(
                     # utf-8-sig: a byte-order mark (some editors write one) is not part of the data
                     line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
                 except UnicodeDecodeError as e:
-                    yield pos, TaskLoadError(f"{_where(p, pos)}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); save the file as UTF-8")
+                    yield (
+                        pos,
+                        TaskLoadError(f"{_where(p, pos)}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); save the file as UTF-8"),
+                    )
                     continue
                 if not line.strip():
                     continue
@@ -226,9 +222,7 @@ def load_parquet(
     columns = set(table.column_names)
     missing = [c for c in (fields.prompt_field, fields.answer_field, *fields.meta_fields) if c not in columns]
     if missing:
-        raise TaskLoadError(
-            f"{p}: missing column(s) {', '.join(map(repr, missing))} (columns: {', '.join(sorted(columns))})"
-        )
+        raise TaskLoadError(f"{p}: missing column(s) {', '.join(map(repr, missing))} (columns: {', '.join(sorted(columns))})")
     records = table.to_pylist()
     return _collect(((f"row {i}", r) for i, r in enumerate(records)), p, fields, skip_bad)
 

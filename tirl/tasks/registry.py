@@ -17,8 +17,9 @@ in source order; ``n=None`` takes everything.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tirl.tasks.arith import generate_arith
 from tirl.tasks.champ import load_champ
@@ -64,7 +65,4 @@ def load_tasks(name: str, n: int | None = None, seed: int = 0, split: str = "tra
             raise TaskLoadError(f"task {name!r}: {e}") from e
     if Path(name).suffix.lower() in LOADERS:
         return _subset(load_file(name, **options), n, seed)
-    raise TaskLoadError(
-        f"unknown task source {name!r}; choose one of {', '.join(sorted(SOURCES))}, "
-        f"or a path to a {' or '.join(LOADERS)} file"
-    )
+    raise TaskLoadError(f"unknown task source {name!r}; choose one of {', '.join(sorted(SOURCES))}, or a path to a {' or '.join(LOADERS)} file")

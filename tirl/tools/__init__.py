@@ -6,7 +6,8 @@ passes the keyword arguments to the tool's config (SandboxConfig fields for the 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tirl.tools.base import Tool, schema
 from tirl.tools.calculator import Calculator

@@ -15,7 +15,8 @@ import ast
 import math
 import operator
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from tirl.types import Observation, ToolCall
 
@@ -72,18 +73,42 @@ def _log(x: Number, base: Number | None = None) -> float:
 
 
 FUNCTIONS: dict[str, Callable[..., Number]] = {
-    "sqrt": math.sqrt, "abs": abs, "round": _round, "min": min, "max": max,
-    "exp": math.exp, "log": _log, "ln": math.log, "log10": math.log10, "log2": math.log2,
-    "sin": math.sin, "cos": math.cos, "tan": math.tan, "asin": math.asin, "acos": math.acos,
-    "atan": math.atan, "atan2": math.atan2, "hypot": math.hypot, "floor": math.floor, "ceil": math.ceil,
-    "gcd": math.gcd, "lcm": math.lcm, "factorial": _small(MAX_FACTORIAL, math.factorial),
-    "comb": _small(10**4, math.comb), "perm": _small(MAX_FACTORIAL, math.perm),
+    "sqrt": math.sqrt,
+    "abs": abs,
+    "round": _round,
+    "min": min,
+    "max": max,
+    "exp": math.exp,
+    "log": _log,
+    "ln": math.log,
+    "log10": math.log10,
+    "log2": math.log2,
+    "sin": math.sin,
+    "cos": math.cos,
+    "tan": math.tan,
+    "asin": math.asin,
+    "acos": math.acos,
+    "atan": math.atan,
+    "atan2": math.atan2,
+    "hypot": math.hypot,
+    "floor": math.floor,
+    "ceil": math.ceil,
+    "gcd": math.gcd,
+    "lcm": math.lcm,
+    "factorial": _small(MAX_FACTORIAL, math.factorial),
+    "comb": _small(10**4, math.comb),
+    "perm": _small(MAX_FACTORIAL, math.perm),
 }
 CONSTANTS: dict[str, float] = {"pi": math.pi, "e": math.e, "tau": math.tau}
 
 _BINARY: dict[type, Callable[[Any, Any], Number]] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: _power,
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: _power,
 }
 _UNARY: dict[type, Callable[[Any], Number]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 
@@ -162,8 +187,7 @@ class Calculator:
             return Observation(ok=False, output=call.error, error="MalformedCall")
         expression = call.arguments.get("expression") if isinstance(call.arguments, dict) else None
         if not isinstance(expression, str):
-            return Observation(ok=False, output="error: the calculator takes one string argument, 'expression'",
-                               error="MalformedCall")
+            return Observation(ok=False, output="error: the calculator takes one string argument, 'expression'", error="MalformedCall")
         return self.compute(expression)
 
     async def close_session(self, session: str) -> None:

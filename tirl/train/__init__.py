@@ -11,6 +11,12 @@ from tirl.train.checkpoint import (
 from tirl.train.rng import capture_rng, restore_rng
 
 __all__ = [
-    "CheckpointError", "capture_rng", "latest_checkpoint", "list_checkpoints", "load_checkpoint",
-    "restore_rng", "save_checkpoint", "step_dir",
+    "CheckpointError",
+    "capture_rng",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "restore_rng",
+    "save_checkpoint",
+    "step_dir",
 ]

@@ -297,9 +297,7 @@ def _load_peft_model(model: Any, model_dir: Path) -> None:
         expected = set(get_peft_model_state_dict(model, adapter_name=name))
         missing, unexpected = sorted(expected - set(saved)), sorted(set(saved) - expected)
         if missing or unexpected:
-            raise CheckpointError(
-                f"adapter {name!r} in {adapter_dir} does not match the model: missing {missing[:5]} unexpected {unexpected[:5]}"
-            )
+            raise CheckpointError(f"adapter {name!r} in {adapter_dir} does not match the model: missing {missing[:5]} unexpected {unexpected[:5]}")
         result = set_peft_model_state_dict(model, saved, adapter_name=name)
         if getattr(result, "unexpected_keys", None):
             raise CheckpointError(f"adapter {name!r} in {adapter_dir}: unexpected keys {result.unexpected_keys[:5]}")

@@ -72,8 +72,10 @@ def build_runtime(cfg: Config, model, tokenizer, seed: int) -> Runtime:
     engine = build_engine(cfg.engine.model_copy(update={"seed": seed}), model, tokenizer)
     ctx = engine.max_context
     if ctx is not None and cfg.rollout.max_response_tokens >= ctx:
-        raise ConfigError(f"config error: rollout.max_response_tokens={cfg.rollout.max_response_tokens} leaves no room for a prompt "
-                          f"in the model's context of {ctx} tokens; set it below {ctx}")
+        raise ConfigError(
+            f"config error: rollout.max_response_tokens={cfg.rollout.max_response_tokens} leaves no room for a prompt "
+            f"in the model's context of {ctx} tokens; set it below {ctx}"
+        )
     tools = build_tools(cfg)
     protocol = make_protocol(cfg.tools.protocol, tools, tokenizer)
     return Runtime(tools=tools, protocol=protocol, engine=engine)

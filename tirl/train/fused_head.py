@@ -21,7 +21,6 @@ are multiplied in bf16 and the logits rounded to bf16 before the fp32 softmax, a
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 CHUNK = 2048
 """Scored positions per output-layer matmul (bf16 logits of 2,048 x 49,152 = 200 MB, one buffer
@@ -100,7 +99,9 @@ class _HeadLogprob(torch.autograd.Function):
         return grad_h, grad_w, grad_b, None, None, None, None
 
 
-def head_logprobs(hidden_NH: torch.Tensor, head: torch.nn.Linear, target_N: torch.Tensor, bf16: bool, with_entropy: bool = False, chunk: int = CHUNK) -> tuple[torch.Tensor, torch.Tensor | None]:
+def head_logprobs(
+    hidden_NH: torch.Tensor, head: torch.nn.Linear, target_N: torch.Tensor, bf16: bool, with_entropy: bool = False, chunk: int = CHUNK
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``log softmax(head(hidden))[target]`` per position (differentiable in ``hidden`` and the
     head's parameters) and, with ``with_entropy``, the entropy of each position's distribution
     (not differentiable). ``hidden_NH`` are the final (normed) hidden states of the N scored

@@ -23,8 +23,8 @@ groups in one batch keep the matrices large, which is what CPU matmuls need to r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -46,7 +46,7 @@ class SharedPrefix:
     length_G: torch.Tensor
 
     @classmethod
-    def single(cls, n_rows: int, length: int) -> "SharedPrefix":
+    def single(cls, n_rows: int, length: int) -> SharedPrefix:
         """Every row in one group sharing ``length`` tokens."""
         return cls(torch.zeros(n_rows, dtype=torch.long), torch.tensor([length]))
 
@@ -113,7 +113,15 @@ def _suffix_batch(ids_BT: torch.Tensor, attn_BT: torch.Tensor, start_B: torch.Te
     return ids_BS, pos_BS, real_BS
 
 
-def token_logprobs(model, ids_BT: torch.Tensor, attn_BT: torch.Tensor, with_entropy: bool = False, bf16: bool | None = None, first: int = 1, prefix: SharedPrefix | int | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+def token_logprobs(
+    model,
+    ids_BT: torch.Tensor,
+    attn_BT: torch.Tensor,
+    with_entropy: bool = False,
+    bf16: bool | None = None,
+    first: int = 1,
+    prefix: SharedPrefix | int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``prefix``: leading tokens shared by groups of rows, run once per group. Each row's prefix
     must end before the row's first scored token: ``shared_prefixes`` guarantees it; an int
     (all rows share that many tokens) must be below ``first``."""
@@ -157,7 +165,9 @@ def token_logprobs(model, ids_BT: torch.Tensor, attn_BT: torch.Tensor, with_entr
             logp_N, ent_N = head_logprobs(hidden_NH, head, target_N, bf16, with_entropy)
             logp_BK = torch.zeros(live_BK.shape).masked_scatter(live_BK, logp_N)
             ent_BK = torch.zeros(live_BK.shape).masked_scatter(live_BK, ent_N) if with_entropy else None
-    return _place(logp_BK, pos_BS, real_BS, j0, first, T, prefix is None), (_place(ent_BK, pos_BS, real_BS, j0, first, T, prefix is None) if ent_BK is not None else None)
+    return _place(logp_BK, pos_BS, real_BS, j0, first, T, prefix is None), (
+        _place(ent_BK, pos_BS, real_BS, j0, first, T, prefix is None) if ent_BK is not None else None
+    )
 
 
 def _on_shared_prefix(net, ids_BT: torch.Tensor, prefix: SharedPrefix, ids_BS, pos_BS, real_BS, pad: int) -> dict:

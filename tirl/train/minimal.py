@@ -69,7 +69,9 @@ def sample(engine, protocol: TagProtocol, sandbox: PythonSandbox, tasks, args: A
     live = trajs
     while live:
         # one batched generation: every live trajectory's exact ids so far, up to the rest of its budget
-        requests = [GenerationRequest(t.token_ids, SamplingParams(max_new_tokens=args.max_tokens - len(t.completion_ids), stop_strings=stops)) for t in live]
+        requests = [
+            GenerationRequest(t.token_ids, SamplingParams(max_new_tokens=args.max_tokens - len(t.completion_ids), stop_strings=stops)) for t in live
+        ]
         for t, c in zip(live, engine.generate(requests)):
             t.segments.append(Segment(Origin.POLICY, c.token_ids, c.logprobs, c.entropy))
             action = len(t.segments) - 1
@@ -101,7 +103,9 @@ def sample(engine, protocol: TagProtocol, sandbox: PythonSandbox, tasks, args: A
         sandbox.close_session_sync(session[id(t)])
         t.text = tok.decode(t.completion_ids, skip_special_tokens=False)
         if t.answer is None:  # no closed answer: the last \boxed{} of the model's own turns
-            t.answer = protocol.extract_answer("".join(tok.decode(s.token_ids, skip_special_tokens=False) for s in t.segments if s.origin is Origin.POLICY))
+            t.answer = protocol.extract_answer(
+                "".join(tok.decode(s.token_ids, skip_special_tokens=False) for s in t.segments if s.origin is Origin.POLICY)
+            )
     return [trajs[i : i + args.group] for i in range(0, len(trajs), args.group)]
 
 
@@ -186,9 +190,15 @@ def main(args: Args) -> list[dict]:
             model.train()
             stats = policy_step(model, opt, trajs, adv_B, tok.pad_token_id, args.clip, cpu_has_fast_bf16())  # 4.-5.
             n = max(len(trajs), 1)
-            row = {"step": step + 1, "reward": sum(t.reward for t in trajs) / n, "accuracy": sum(t.rewards.get("correct", 0.0) for t in trajs) / n,
-                   "tool_calls": sum(t.n_tool_calls for t in trajs) / n, "infra_dropped": sum(t.stop_reason is StopReason.ERROR for g in groups for t in g),
-                   **stats, "seconds": time.perf_counter() - t0}
+            row = {
+                "step": step + 1,
+                "reward": sum(t.reward for t in trajs) / n,
+                "accuracy": sum(t.rewards.get("correct", 0.0) for t in trajs) / n,
+                "tool_calls": sum(t.n_tool_calls for t in trajs) / n,
+                "infra_dropped": sum(t.stop_reason is StopReason.ERROR for g in groups for t in g),
+                **stats,
+                "seconds": time.perf_counter() - t0,
+            }
             history.append(row)
             print(json.dumps(row), flush=True)
             with open(out / "metrics.jsonl", "a") as f:

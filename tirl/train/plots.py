@@ -46,7 +46,7 @@ def plot_metrics(rows: list[dict], out: Path, title: str = "") -> Path | None:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.ticklabel_format(axis="y", useOffset=False)  # flat curves must not read as 1e-6 + offset
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     if title:
         fig.suptitle(title)

@@ -30,7 +30,9 @@ class Policy:
 
             lc = cfg.model.lora
             with quiet_peft():
-                model = get_peft_model(model, LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=lc.target_modules, task_type="CAUSAL_LM"))
+                model = get_peft_model(
+                    model, LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=lc.target_modules, task_type="CAUSAL_LM")
+                )
         self.model = model
         self.model.train()
         self._ref = None

@@ -14,8 +14,8 @@ import json
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Callable
 
 import numpy as np
 import torch
@@ -94,8 +94,15 @@ class RLTrainer:
         """All a strategy learns about the run at this step."""
         cfg = self.cfg
         return StepContext(
-            engine=self.rt.engine, protocol=self.rt.protocol, rollout=C.rollout_config(cfg), rng=rng, step=self.step,
-            total_steps=cfg.train.steps, scorer=self.scorer, expert_samples=int(self.totals.get("expert_samples", 0)), run_dir=self.run_dir,
+            engine=self.rt.engine,
+            protocol=self.rt.protocol,
+            rollout=C.rollout_config(cfg),
+            rng=rng,
+            step=self.step,
+            total_steps=cfg.train.steps,
+            scorer=self.scorer,
+            expert_samples=int(self.totals.get("expert_samples", 0)),
+            run_dir=self.run_dir,
         )
 
     def sample_batch(self) -> tuple[list[Task], list[RolloutTree], dict]:
@@ -157,17 +164,33 @@ class RLTrainer:
             self.policy.model.train()
             norm = cfg.algo.norm_constant or float(cfg.rollout.max_response_tokens)
             stats = policy_update(self.policy, self.optimizer, credit.rows, cfg.algo, cfg.optim, self.tokenizer.pad_token_id, norm)
-            metrics.update({
-                "adv/mean": float(adv.mean()), "adv/std": float(adv.std()) if len(adv) > 1 else 0.0,
-                "adv/zero_frac": float((adv.abs() < 1e-8).float().mean()),
-                "loss/total": stats.loss, "loss/pg": stats.pg_loss, "loss/kl": stats.kl,
-                "policy/clip_frac": stats.clip_frac, "policy/entropy": stats.entropy, "policy/grad_norm": stats.grad_norm,
-                "policy/logp_gap_engine": stats.logp_gap_engine, "policy/ratio_max": stats.ratio_max,
-                "train/tokens": float(stats.n_tokens), "train/rows": float(stats.n_rows), "time/update_s": time.perf_counter() - t1,
-            })
+            metrics.update(
+                {
+                    "adv/mean": float(adv.mean()),
+                    "adv/std": float(adv.std()) if len(adv) > 1 else 0.0,
+                    "adv/zero_frac": float((adv.abs() < 1e-8).float().mean()),
+                    "loss/total": stats.loss,
+                    "loss/pg": stats.pg_loss,
+                    "loss/kl": stats.kl,
+                    "policy/clip_frac": stats.clip_frac,
+                    "policy/entropy": stats.entropy,
+                    "policy/grad_norm": stats.grad_norm,
+                    "policy/logp_gap_engine": stats.logp_gap_engine,
+                    "policy/ratio_max": stats.ratio_max,
+                    "train/tokens": float(stats.n_tokens),
+                    "train/rows": float(stats.n_rows),
+                    "time/update_s": time.perf_counter() - t1,
+                }
+            )
             self.totals["train_tokens"] += stats.n_tokens
             if stats.n_offpolicy_tokens:
-                metrics.update({"loss/offpolicy": stats.offpolicy_loss, "policy/offpolicy_weight": stats.offpolicy_weight, "train/offpolicy_tokens": float(stats.n_offpolicy_tokens)})
+                metrics.update(
+                    {
+                        "loss/offpolicy": stats.offpolicy_loss,
+                        "policy/offpolicy_weight": stats.offpolicy_weight,
+                        "train/offpolicy_tokens": float(stats.n_offpolicy_tokens),
+                    }
+                )
                 self.totals["offpolicy_tokens"] += stats.n_offpolicy_tokens
         report = self.strategy.after_step()  # E3-TIR: its metrics and expert costs
         metrics.update(report.metrics)
@@ -231,8 +254,14 @@ class RLTrainer:
     def save(self) -> None:
         state = {"step": self.step, "stream": self.stream.state_dict(), "totals": dict(self.totals)}
         save_checkpoint(
-            self.run_dir, self.step, model=self.policy.model, optimizer=self.optimizer, scheduler=self.scheduler,
-            trainer_state=state, rng_extra={"engine": self.rt.engine.generator}, keep_last=self.cfg.train.keep_last,
+            self.run_dir,
+            self.step,
+            model=self.policy.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            trainer_state=state,
+            rng_extra={"engine": self.rt.engine.generator},
+            keep_last=self.cfg.train.keep_last,
         )
 
     def _resume(self) -> None:
@@ -243,8 +272,9 @@ class RLTrainer:
             raise CheckpointError(f"nothing to resume: {self.run_dir} has no complete checkpoint")
         for ckpt in reversed(found):
             try:
-                state = load_checkpoint(ckpt, model=self.policy.model, optimizer=self.optimizer, scheduler=self.scheduler,
-                                        rng_extra={"engine": self.rt.engine.generator})
+                state = load_checkpoint(
+                    ckpt, model=self.policy.model, optimizer=self.optimizer, scheduler=self.scheduler, rng_extra={"engine": self.rt.engine.generator}
+                )
                 break
             except (CheckpointError, OSError) as e:
                 self.notes.append(f"checkpoint {ckpt.name} is damaged ({str(e).splitlines()[0][:200]}); trying an older one")
@@ -267,8 +297,18 @@ class RLTrainer:
             trajs = file_trajectories(s.source, s.all_trajectories)[: s.n_examples]
         self.totals["expert_samples"] += len(trajs)
         t0 = time.perf_counter()
-        history = run_sft(self.policy.model, trajs, s, self.tokenizer.pad_token_id, self.cfg.optim.micro_batch_size, self.cfg.optim.bf16, self.cfg.train.seed, on_step,
-                          attention=self.cfg.optim.attention, micro_batch_tokens=self.cfg.optim.micro_batch_tokens)
+        history = run_sft(
+            self.policy.model,
+            trajs,
+            s,
+            self.tokenizer.pad_token_id,
+            self.cfg.optim.micro_batch_size,
+            self.cfg.optim.bf16,
+            self.cfg.train.seed,
+            on_step,
+            attention=self.cfg.optim.attention,
+            micro_batch_tokens=self.cfg.optim.micro_batch_tokens,
+        )
         self.totals["sft_tokens"] += sum(h.tokens for h in history)
         self.totals["expert_tokens"] += sum(len(g) for t in trajs for g in t.segments if g.origin is not Origin.TOOL)
         self.totals["wall_s"] += time.perf_counter() - t0
@@ -277,7 +317,13 @@ class RLTrainer:
                 f.write(json.dumps(asdict(h)) + "\n")
         return history
 
-    def train(self, on_step: Callable[[int, dict], None] | None = None, evaluate: bool = True, on_sft_step: Callable | None = None, say: Callable[[str], None] = lambda msg: None) -> dict:
+    def train(
+        self,
+        on_step: Callable[[int, dict], None] | None = None,
+        evaluate: bool = True,
+        on_sft_step: Callable | None = None,
+        say: Callable[[str], None] = lambda msg: None,
+    ) -> dict:
         """The run: eval before, optional SFT warm-up (+ eval), RL steps with periodic eval and
         checkpoints, eval after, final model, plots. ``say`` receives one-line progress notes."""
         cfg = self.cfg.train
@@ -363,6 +409,8 @@ def logp_gap_warning(gap: float | None, threshold: float) -> str | None:
     """The warning for a sampler/trainer log-prob gap above ``threshold`` (train.logp_gap_warn)."""
     if gap is None or not threshold or gap <= threshold:
         return None
-    return (f"the sampler's and the trainer's log-probs differ by {gap:.3f} nats/token (> train.logp_gap_warn={threshold:g}); "
-            "the update is off-policy: check that the engine has the current weights and samples with the configured "
-            "temperature and chat template")
+    return (
+        f"the sampler's and the trainer's log-probs differ by {gap:.3f} nats/token (> train.logp_gap_warn={threshold:g}); "
+        "the update is off-policy: check that the engine has the current weights and samples with the configured "
+        "temperature and chat template"
+    )

@@ -109,7 +109,15 @@ def train_reward_model(
     after = evaluate_pairs(model, tok, val, cfg.max_tokens, cfg.batch_size) if val else (None, None)
     result = RMResult(len(train), len(val), before[1], after[1], before[0], after[0], history)
     if out is not None:
-        meta = {"base": base, "max_tokens": cfg.max_tokens, "lora_r": cfg.lora_r, "lora_alpha": cfg.lora_alpha,
-                "n_train": len(train), "n_val": len(val), "val_accuracy": after[1], "val_loss": after[0]}
+        meta = {
+            "base": base,
+            "max_tokens": cfg.max_tokens,
+            "lora_r": cfg.lora_r,
+            "lora_alpha": cfg.lora_alpha,
+            "n_train": len(train),
+            "n_val": len(val),
+            "val_accuracy": after[1],
+            "val_loss": after[0],
+        }
         result.out = str(save_reward_model(model, out, meta))
     return result

@@ -26,7 +26,13 @@ def capture_rng(extra: Mapping[str, torch.Generator] | None = None) -> dict:
     kind, keys, pos, has_gauss, cached_gaussian = np.random.get_state(legacy=True)
     state = {
         "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss},
-        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)},
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached_gaussian),
+        },
         "torch": torch.get_rng_state(),
         # Only the CUDA generators of a machine that has CUDA: restoring them elsewhere is skipped with a warning.
         "cuda": [s.cpu() for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
@@ -44,10 +50,7 @@ def restore_rng(state: Mapping, extra: Mapping[str, torch.Generator] | None = No
     saved_extra = state.get("extra", {})
     missing = [name for name in (extra or {}) if name not in saved_extra]
     if missing:
-        raise KeyError(
-            f"no saved RNG state for generator(s) {', '.join(map(repr, missing))}; "
-            f"saved: {', '.join(map(repr, saved_extra)) or 'none'}"
-        )
+        raise KeyError(f"no saved RNG state for generator(s) {', '.join(map(repr, missing))}; saved: {', '.join(map(repr, saved_extra)) or 'none'}")
     py = state["python"]
     random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
     npst = state["numpy"]

@@ -16,7 +16,7 @@ copies get ``detach = 1`` (the loss, the token count and the aggregation skip th
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -24,7 +24,9 @@ from tirl.rollout.masks import loss_mask
 from tirl.types import Origin, RolloutTree, TrainRow, Trajectory
 
 
-def lay_row(traj: Trajectory, mask_T: list[float], advantage_T: Sequence[float], clip_low_T: list[float], clip_high: float, detach_T: list[float]) -> TrainRow:
+def lay_row(
+    traj: Trajectory, mask_T: list[float], advantage_T: Sequence[float], clip_low_T: list[float], clip_high: float, detach_T: list[float]
+) -> TrainRow:
     """A trajectory's row from its per-token arrays: the behaviour log-probs and the off-policy
     flags come from its segments (EXPERT tokens are off-policy), the advantage is zeroed where
     ``mask_T`` is."""
@@ -35,8 +37,16 @@ def lay_row(traj: Trajectory, mask_T: list[float], advantage_T: Sequence[float],
         off.extend([1.0 if seg.origin is Origin.EXPERT else 0.0] * len(seg))
     ids = traj.token_ids
     return TrainRow(
-        input_ids=list(ids), loss_mask=mask_T, advantage=[a * m for a, m in zip(advantage_T, mask_T)], old_logprob=old,
-        clip_low=clip_low_T, clip_high=[clip_high] * len(ids), offpolicy=off, detach=detach_T, task_id=traj.task_id, sample=traj.sample,
+        input_ids=list(ids),
+        loss_mask=mask_T,
+        advantage=[a * m for a, m in zip(advantage_T, mask_T)],
+        old_logprob=old,
+        clip_low=clip_low_T,
+        clip_high=[clip_high] * len(ids),
+        offpolicy=off,
+        detach=detach_T,
+        task_id=traj.task_id,
+        sample=traj.sample,
     )
 
 
@@ -68,7 +78,9 @@ def flatten(
     node values, since a single trained copy cannot carry each row's own value.
     """
     if dedupe_prefix and per_leaf:
-        raise ValueError("dedupe_prefix trains each shared token once, so it needs per-node advantages (e.g. ARPO's hard attribution), not per-leaf ones")
+        raise ValueError(
+            "dedupe_prefix trains each shared token once, so it needs per-node advantages (e.g. ARPO's hard attribution), not per-leaf ones"
+        )
     clip_low_nodes = clip_low_nodes or {}
     claimed: set[int] = set()
     rows = []

@@ -18,8 +18,19 @@ from tirl.errors import UserError
 
 LOCK = ".lock"
 # What a run writes (tirl.train.rl_trainer, run_log, checkpoint); --overwrite removes these.
-RUN_FILES = ("config.yaml", "metrics.jsonl", "sft_metrics.jsonl", "eval.json", "checkpoints", "final_model", "tb",
-             "trajectories", "trees", "plots", "report.html")
+RUN_FILES = (
+    "config.yaml",
+    "metrics.jsonl",
+    "sft_metrics.jsonl",
+    "eval.json",
+    "checkpoints",
+    "final_model",
+    "tb",
+    "trajectories",
+    "trees",
+    "plots",
+    "report.html",
+)
 
 
 class RunDirError(UserError, RuntimeError):
@@ -68,16 +79,20 @@ def claim(run_dir: Path, fresh: bool, overwrite: bool = False) -> RunDirLock:
     except BlockingIOError:
         holder = _read_pid(fd)
         os.close(fd)
-        raise RunDirError(f"run directory {run_dir} is in use by another tirl process{f' (pid {holder})' if holder else ''}; "
-                          "wait for it to finish or choose another run.name") from None
+        raise RunDirError(
+            f"run directory {run_dir} is in use by another tirl process{f' (pid {holder})' if holder else ''}; "
+            "wait for it to finish or choose another run.name"
+        ) from None
     os.ftruncate(fd, 0)
     os.write(fd, str(os.getpid()).encode())
     lock = RunDirLock(run_dir / LOCK, fd)
     if fresh and holds_a_run(run_dir):
         if not overwrite:
             lock.release()
-            raise RunDirError(f"run directory {run_dir} already holds a run; continue it with --resume {run_dir}, "
-                              "choose another run.name, or start over with --overwrite")
+            raise RunDirError(
+                f"run directory {run_dir} already holds a run; continue it with --resume {run_dir}, "
+                "choose another run.name, or start over with --overwrite"
+            )
         for name in RUN_FILES:
             p = run_dir / name
             if p.is_dir():

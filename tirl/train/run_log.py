@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from tirl.rollout.io import write_jsonl, write_trees
 from tirl.types import RolloutTree, Trajectory

@@ -5,7 +5,7 @@ interface, never the model."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

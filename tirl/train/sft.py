@@ -10,18 +10,18 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
 from tirl.config import SFTConfig
 from tirl.errors import UserError
+from tirl.models.attention import Attention, training_attention
 from tirl.protocol.base import Protocol
 from tirl.rollout import read_jsonl, script_trajectory
 from tirl.rollout.masks import SFT_ORIGINS, loss_mask
 from tirl.tasks.arith import reference_solution
-from tirl.models.attention import Attention, training_attention
 from tirl.train.logprobs import first_scored_position, token_logprobs
 from tirl.train.policy import make_optimizer
 from tirl.train.rows import collate
@@ -66,8 +66,18 @@ class SFTStats:
     total_steps: int = 0  # steps of the whole run (for progress displays)
 
 
-def run_sft(model, trajs: list[Trajectory], cfg: SFTConfig, pad_id: int, micro_batch_size: int = 16, bf16: bool | None = None, seed: int = 0,
-            on_step: Callable[[SFTStats], None] | None = None, attention: Attention = "auto", micro_batch_tokens: int | None = 2560) -> list[SFTStats]:
+def run_sft(
+    model,
+    trajs: list[Trajectory],
+    cfg: SFTConfig,
+    pad_id: int,
+    micro_batch_size: int = 16,
+    bf16: bool | None = None,
+    seed: int = 0,
+    on_step: Callable[[SFTStats], None] | None = None,
+    attention: Attention = "auto",
+    micro_batch_tokens: int | None = 2560,
+) -> list[SFTStats]:
     """Token-mean NLL over the masked tokens of each batch; AdamW with linear decay.
     ``attention``: the kernel of the training passes (``tirl.models.attention``); a forward runs
     at most ``micro_batch_size`` rows and ``micro_batch_tokens`` padded tokens."""
@@ -77,7 +87,9 @@ def run_sft(model, trajs: list[Trajectory], cfg: SFTConfig, pad_id: int, micro_b
         return _run_sft(model, trajs, cfg, pad_id, micro_batch_size, micro_batch_tokens, bf16, seed, on_step)
 
 
-def _run_sft(model, trajs, cfg: SFTConfig, pad_id: int, micro_batch_size: int, micro_batch_tokens: int | None, bf16: bool | None, seed: int, on_step) -> list[SFTStats]:
+def _run_sft(
+    model, trajs, cfg: SFTConfig, pad_id: int, micro_batch_size: int, micro_batch_tokens: int | None, bf16: bool | None, seed: int, on_step
+) -> list[SFTStats]:
     rows = [sft_row(t) for t in trajs]
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, lr=cfg.lr)

@@ -18,8 +18,8 @@ the policy tokens (LUFFY, arXiv 2504.14945, Eq. 6: one 1/Z over on- and off-poli
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -123,14 +123,19 @@ def micro_batches(rows: Sequence[TrainRow], size: int, share_prefix: bool, max_t
     return out
 
 
-def policy_update(policy, optimizer: torch.optim.Optimizer, rows: Sequence[TrainRow], algo: AlgoConfig, optim: OptimConfig, pad_id: int, norm_constant: float) -> UpdateStats:
+def policy_update(
+    policy, optimizer: torch.optim.Optimizer, rows: Sequence[TrainRow], algo: AlgoConfig, optim: OptimConfig, pad_id: int, norm_constant: float
+) -> UpdateStats:
     with training_attention(policy.model, optim.attention):
         return _policy_update(policy, optimizer, rows, algo, optim, pad_id, norm_constant)
 
 
-def _policy_update(policy, optimizer: torch.optim.Optimizer, rows: Sequence[TrainRow], algo: AlgoConfig, optim: OptimConfig, pad_id: int, norm_constant: float) -> UpdateStats:
+def _policy_update(
+    policy, optimizer: torch.optim.Optimizer, rows: Sequence[TrainRow], algo: AlgoConfig, optim: OptimConfig, pad_id: int, norm_constant: float
+) -> UpdateStats:
     st = UpdateStats(n_rows=len(rows))
     model = policy.model
+
     # on-policy tokens only: expert tokens never take the PPO ratio, detached tokens take no gradient
     def train_mask(b):
         return b["mask_BT"] * (1 - b["offpolicy_BT"]) * (1 - b["detach_BT"])
@@ -141,14 +146,18 @@ def _policy_update(policy, optimizer: torch.optim.Optimizer, rows: Sequence[Trai
     # expert tokens trained by the off-policy term (disjoint from the on-policy mask)
     off_masks = [b["offpolicy_BT"] * (1 - b["detach_BT"]) if algo.offpolicy_coef > 0 else torch.zeros_like(m) for b, m in zip(batches, masks)]
     both = [m + mo for m, mo in zip(masks, off_masks)]
-    counts = BatchCounts(n_tokens=float(sum(m.sum() for m in both)), n_seqs=float(sum((m.sum(-1) > 0).sum() for m in both)), norm_constant=norm_constant)
+    counts = BatchCounts(
+        n_tokens=float(sum(m.sum() for m in both)), n_seqs=float(sum((m.sum(-1) > 0).sum() for m in both)), norm_constant=norm_constant
+    )
     st.n_tokens = int(sum(m.sum() for m in masks))
     st.n_offpolicy_tokens = int(sum(m.sum() for m in off_masks))
     if counts.n_tokens == 0:
         return st
     firsts = [first_scored_position(m) for m in both]
     # each task's common prompt runs once per micro-batch (None when sharing is off or nothing is shared)
-    prefixes = [shared_prefixes(b["ids_BT"], b["attn_BT"], m, [r.task_id for r in mb]) if optim.share_prefix else None for b, m, mb in zip(batches, both, mbs)]
+    prefixes = [
+        shared_prefixes(b["ids_BT"], b["attn_BT"], m, [r.task_id for r in mb]) if optim.share_prefix else None for b, m, mb in zip(batches, both, mbs)
+    ]
     engine_logp = [b["old_logp_BT"].clone() for b in batches]
     if algo.ppo_epochs > 1:
         with torch.no_grad():
@@ -157,7 +166,9 @@ def _policy_update(policy, optimizer: torch.optim.Optimizer, rows: Sequence[Trai
     ref_logps = []
     if algo.kl_coef > 0:
         with torch.no_grad(), policy.reference() as ref:
-            ref_logps = [token_logprobs(ref, b["ids_BT"], b["attn_BT"], bf16=optim.bf16, first=f, prefix=p)[0] for b, f, p in zip(batches, firsts, prefixes)]
+            ref_logps = [
+                token_logprobs(ref, b["ids_BT"], b["attn_BT"], bf16=optim.bf16, first=f, prefix=p)[0] for b, f, p in zip(batches, firsts, prefixes)
+            ]
     loss_fn, agg = POLICY_LOSSES[algo.loss], AGGREGATIONS[algo.aggregation]
     params = policy.trainable_parameters()
     for epoch in range(algo.ppo_epochs):
@@ -193,8 +204,10 @@ def _policy_update(policy, optimizer: torch.optim.Optimizer, rows: Sequence[Trai
         st.grad_norm = float(torch.nn.utils.clip_grad_norm_(params, optim.grad_clip))
         if not (math.isfinite(st.grad_norm) and math.isfinite(tot["loss"])):
             optimizer.zero_grad(set_to_none=True)  # the weights stay as they were
-            raise NonFiniteUpdate(f"non-finite {'loss' if not math.isfinite(tot['loss']) else 'gradient'} "
-                                  f"(loss {tot['loss']}, gradient norm {st.grad_norm}); the weights were not updated")
+            raise NonFiniteUpdate(
+                f"non-finite {'loss' if not math.isfinite(tot['loss']) else 'gradient'} "
+                f"(loss {tot['loss']}, gradient norm {st.grad_norm}); the weights were not updated"
+            )
         optimizer.step()
         if epoch == 0:
             st.logp_gap_engine = tot["gap"] / max(st.n_tokens, 1)

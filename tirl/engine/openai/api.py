@@ -20,7 +20,15 @@ from tirl.engine.openai.errors import OpenAIEngineError, snippet
 
 
 def completion_body(config: OpenAIEngineConfig, model: str, prompt: list[int] | str, sp: SamplingParams, seed: int | None) -> dict:
-    body: dict[str, Any] = {"model": model, "prompt": prompt, "max_tokens": sp.max_new_tokens, "temperature": sp.temperature, "top_p": sp.top_p, "n": 1, "stream": False}
+    body: dict[str, Any] = {
+        "model": model,
+        "prompt": prompt,
+        "max_tokens": sp.max_new_tokens,
+        "temperature": sp.temperature,
+        "top_p": sp.top_p,
+        "n": 1,
+        "stream": False,
+    }
     if seed is not None:
         body["seed"] = seed % 2**31  # llama.cpp's sampler seed is 32-bit; tirl's seeds are 62-bit
     if sp.stop_strings:
@@ -39,7 +47,15 @@ def completion_body(config: OpenAIEngineConfig, model: str, prompt: list[int] | 
 
 
 def chat_body(config: OpenAIEngineConfig, model: str, messages: list[dict[str, str]], sp: SamplingParams) -> dict:
-    body: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": sp.max_new_tokens, "temperature": sp.temperature, "top_p": sp.top_p, "n": 1, "stream": False}
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "max_tokens": sp.max_new_tokens,
+        "temperature": sp.temperature,
+        "top_p": sp.top_p,
+        "n": 1,
+        "stream": False,
+    }
     if sp.stop_strings:
         body["stop"] = list(sp.stop_strings)
     if config.sampling_extensions:

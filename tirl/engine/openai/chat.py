@@ -6,7 +6,7 @@ For judges and repairers that only need text (no tokenizer needed). ``OpenAIEngi
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from tirl.engine.base import SamplingParams
 from tirl.engine.openai.api import chat_body, first_choice

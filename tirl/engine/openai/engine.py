@@ -33,7 +33,8 @@ reply took.
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import httpx
 
@@ -69,7 +70,7 @@ class OpenAIEngine(Engine):
         self._warned_drift = False
 
     @classmethod
-    def from_config(cls, config: OpenAIEngineConfig, tokenizer: Any = None) -> "OpenAIEngine":
+    def from_config(cls, config: OpenAIEngineConfig, tokenizer: Any = None) -> OpenAIEngine:
         """Build from a config section; loads ``config.tokenizer`` when no tokenizer is given."""
         if tokenizer is None and config.tokenizer is not None:
             from transformers import AutoTokenizer
@@ -94,7 +95,7 @@ class OpenAIEngine(Engine):
         """Close connections and stop the private loop; the engine cannot be used afterwards."""
         self._loop.close(self._http.aclose)
 
-    def __enter__(self) -> "OpenAIEngine":
+    def __enter__(self) -> OpenAIEngine:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -149,7 +150,9 @@ class OpenAIEngine(Engine):
             try:
                 data = await self._http.request("POST", "/completions", completion_body(self.config, model, prompt, sp, req.seed))
             except OpenAIEngineError as e2:
-                raise OpenAIEngineError(f"{e2} (a token-id prompt was refused before: HTTP {e.status}: {snippet(e.body)})", e2.url, e2.status, e2.body) from e2
+                raise OpenAIEngineError(
+                    f"{e2} (a token-id prompt was refused before: HTTP {e.status}: {snippet(e.body)})", e2.url, e2.status, e2.body
+                ) from e2
             if self._prompt_format is None:
                 log.info("openai engine: %s refuses token-id prompts (HTTP %s); sending decoded text", self._base, e.status)
         if self._prompt_format is None:
@@ -164,7 +167,9 @@ class OpenAIEngine(Engine):
                 log.warning(
                     "openai engine: %s counted %d prompt tokens for a %d-token prefix sent as text; its tokenizer differs "
                     "from ours or the text does not re-tokenise to the same ids (counted in stats.prompt_token_mismatches)",
-                    self._base, usage["prompt_tokens"], len(req.prefix_ids),
+                    self._base,
+                    usage["prompt_tokens"],
+                    len(req.prefix_ids),
                 )
         comp = read_choice(choice, sp, url, self.tokenizer, self.stats)
         self.stats.tokens_generated += len(comp.token_ids)

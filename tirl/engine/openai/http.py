@@ -93,7 +93,9 @@ class HTTPClient:
                 raise OpenAIEngineError(f"{method} {url}: HTTP {status}: {snippet(resp.text)}", url, status, resp.text)
             if status >= 500 and "validation error" in resp.text.lower():
                 # llama.cpp's server reports a malformed request as HTTP 500: retrying cannot help
-                raise OpenAIEngineError(f"{method} {url}: HTTP {status} (the server rejected the request): {snippet(resp.text)}", url, status, resp.text)
+                raise OpenAIEngineError(
+                    f"{method} {url}: HTTP {status} (the server rejected the request): {snippet(resp.text)}", url, status, resp.text
+                )
             if status in _RETRY_STATUS or status >= 500:
                 last, last_status = f"HTTP {status}: {snippet(resp.text)}", status
                 retry_after = _retry_after(resp.headers.get("retry-after"))
@@ -102,14 +104,20 @@ class HTTPClient:
                 hint = ""
                 if status in (401, 403):
                     env = self.config.api_key_env
-                    hint = f" (check the API key; it is read from ${env}{', which is not set' if env and not os.environ.get(env) else ''})" if env else " (no API key is configured: api_key_env is None)"
+                    hint = (
+                        f" (check the API key; it is read from ${env}{', which is not set' if env and not os.environ.get(env) else ''})"
+                        if env
+                        else " (no API key is configured: api_key_env is None)"
+                    )
                 elif status == 404:
                     hint = f" (is base_url={self.config.base_url!r} the API root, including /v1?)"
                 raise OpenAIEngineError(f"{method} {url}: HTTP {status}{hint}: {snippet(resp.text)}", url, status, resp.text)
             try:
                 data = resp.json()
             except ValueError:
-                raise OpenAIEngineError(f"{method} {url}: HTTP {status} but the reply is not JSON: {snippet(resp.text)}", url, status, resp.text) from None
+                raise OpenAIEngineError(
+                    f"{method} {url}: HTTP {status} but the reply is not JSON: {snippet(resp.text)}", url, status, resp.text
+                ) from None
             if not isinstance(data, dict):
                 raise OpenAIEngineError(f"{method} {url}: expected a JSON object, got {snippet(resp.text)}", url, status, resp.text)
             self.stats.requests += 1

@@ -127,7 +127,7 @@ def _finish(choice: dict, text: str, sampled_text: str, sp: SamplingParams, stat
             return FinishReason.STOP_STRING, s
     # llama.cpp cuts the text before the stop string but its sampled tokens go on through it
     if sampled_text != text:
-        rest = sampled_text[len(text):] if sampled_text.startswith(text) else sampled_text
+        rest = sampled_text[len(text) :] if sampled_text.startswith(text) else sampled_text
         hits = [(rest.find(s), i, s) for i, s in enumerate(sp.stop_strings) if s and s in rest]
         if hits:
             return FinishReason.STOP_STRING, min(hits)[2]

@@ -77,8 +77,7 @@ class SandboxConfig:
     def validate(self) -> None:
         if self.isolation not in ISOLATION_MODES:
             raise ValueError(f"SandboxConfig.isolation must be one of {ISOLATION_MODES}, got {self.isolation!r}")
-        for name in ("workers", "memory_mb", "max_output_chars", "max_procs", "max_open_files",
-                     "max_file_mb", "tmp_mb", "max_sessions_per_worker"):
+        for name in ("workers", "memory_mb", "max_output_chars", "max_procs", "max_open_files", "max_file_mb", "tmp_mb", "max_sessions_per_worker"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"SandboxConfig.{name} must be >= 1, got {getattr(self, name)!r}")
         if self.worker_memory_mb < 0:

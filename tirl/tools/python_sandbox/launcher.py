@@ -91,8 +91,13 @@ def _env() -> dict[str, str]:
 
 def _python_paths() -> list[str]:
     """Directories the interpreter and its packages live in (symlinked and real paths)."""
-    candidates = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
-                  os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))}
+    candidates = {
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        sys.base_exec_prefix,
+        os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))),
+    }
     return sorted({os.path.realpath(p) for p in candidates} | {os.path.abspath(p) for p in candidates})
 
 
@@ -159,8 +164,7 @@ def bwrap_argv(config: SandboxConfig) -> list[str]:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         raise SandboxUnavailable("bubblewrap (bwrap) is not installed")
-    argv = [bwrap, "--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid", "--unshare-net",
-            "--unshare-uts", "--unshare-cgroup-try"]
+    argv = [bwrap, "--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
     if os.geteuid() == 0:
         # As root, no user namespace: the worker keeps CAP_SETUID/CAP_SETGID so each session
         # can drop to nobody, and CAP_KILL to kill them afterwards; nothing else. The kernel
@@ -240,19 +244,22 @@ def launch_spec(config: SandboxConfig, mode: str) -> LaunchSpec:
     if config.worker_memory_mb:
         spec.cap, why = make_cap(config.worker_memory_mb, "worker")
         if spec.cap is None:
-            _warn_once("memcap", f"tirl python sandbox: no total memory cap per worker ({why}); each session keeps its "
-                       f"own {config.memory_mb} MiB address-space limit (tools.sandbox_worker_memory_mb)", stacklevel=3)
+            _warn_once(
+                "memcap",
+                f"tirl python sandbox: no total memory cap per worker ({why}); each session keeps its "
+                f"own {config.memory_mb} MiB address-space limit (tools.sandbox_worker_memory_mb)",
+                stacklevel=3,
+            )
         else:
             spec.argv = spec.cap.wrap(spec.argv)
     return spec
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _bwrap_self_check(argv_prefix: tuple[str, ...]) -> str | None:
     """None when ``bwrap ... python -c pass`` works, else why not."""
     try:
-        result = subprocess.run([*argv_prefix, sys.executable, "-I", "-S", "-c", "pass"],
-                                capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+        result = subprocess.run([*argv_prefix, sys.executable, "-I", "-S", "-c", "pass"], capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return str(exc)
     if result.returncode != 0:
@@ -279,14 +286,19 @@ def resolve_isolation(config: SandboxConfig) -> str:
     raise SandboxUnavailable(
         f"the python sandbox needs bubblewrap, which does not work here ({reason.splitlines()[0]}); "
         "install it (Debian/Ubuntu: apt-get install bubblewrap) or, to run the model's code without "
-        "isolation (resource limits only), set tools.isolation=none")
+        "isolation (resource limits only), set tools.isolation=none"
+    )
 
 
 def _warn_if_root(mode: str) -> None:
     if os.geteuid() == 0 and session_user(mode) is None:
-        _warn_once("root", "tirl python sandbox: without bubblewrap, sessions run as root because other "
-                   "users cannot read this Python installation; the process limit is not enforced for "
-                   "root (the wall-clock limit still ends a fork bomb)", stacklevel=4)
+        _warn_once(
+            "root",
+            "tirl python sandbox: without bubblewrap, sessions run as root because other "
+            "users cannot read this Python installation; the process limit is not enforced for "
+            "root (the wall-clock limit still ends a fork bomb)",
+            stacklevel=4,
+        )
 
 
 def bwrap_works(config: SandboxConfig | None = None) -> bool:

@@ -44,7 +44,7 @@ PARAMETERS: dict[str, Any] = {
     "required": ["code"],
 }
 
-_LIVE: "weakref.WeakSet[PythonSandbox]" = weakref.WeakSet()
+_LIVE: weakref.WeakSet[PythonSandbox] = weakref.WeakSet()
 _said_not_isolated: list[bool] = []  # log the isolation="none" warning once per process
 
 
@@ -76,8 +76,7 @@ class PythonSandbox:
         self._generation: dict[str, int] = {}  # session -> worker generation of its last reply
         self._closed = False
         self._slots = [
-            WorkerSlot(i, lambda: launch_spec(self.config, self.isolation), self.config.startup_timeout_s)
-            for i in range(self.config.workers)
+            WorkerSlot(i, lambda: launch_spec(self.config, self.isolation), self.config.startup_timeout_s) for i in range(self.config.workers)
         ]
         _LIVE.add(self)
 
@@ -137,8 +136,7 @@ class PythonSandbox:
         return None
 
     def _closed_observation(self) -> Observation:
-        return Observation(ok=False, output="sandbox error: the sandbox is closed", error="SandboxError",
-                           infra_error=True)
+        return Observation(ok=False, output="sandbox error: the sandbox is closed", error="SandboxError", infra_error=True)
 
     # --- the Tool protocol ----------------------------------------------------------------
     async def run(self, call: ToolCall, session: str) -> Observation:
@@ -212,13 +210,13 @@ class PythonSandbox:
         """Process ids of the live workers (bubblewrap's, when isolated)."""
         return [slot.pid for slot in self._slots]
 
-    def __enter__(self) -> "PythonSandbox":
+    def __enter__(self) -> PythonSandbox:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    async def __aenter__(self) -> "PythonSandbox":
+    async def __aenter__(self) -> PythonSandbox:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -26,7 +26,8 @@ import subprocess
 import tempfile
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .guest import session as guest_session
 from .guest import wire

@@ -25,4 +25,15 @@ def make_strategy(cfg: Config) -> Strategy:
     return STRATEGIES[cfg.strategy.name](cfg)
 
 
-__all__ = ["ARPOStrategy", "Credit", "E3Strategy", "ELPOStrategy", "FlatStrategy", "STRATEGIES", "StepContext", "StepReport", "Strategy", "make_strategy"]
+__all__ = [
+    "ARPOStrategy",
+    "Credit",
+    "E3Strategy",
+    "ELPOStrategy",
+    "FlatStrategy",
+    "STRATEGIES",
+    "StepContext",
+    "StepReport",
+    "Strategy",
+    "make_strategy",
+]

@@ -5,7 +5,7 @@ attribution every token of a step the mean advantage of the leaves below it
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -40,5 +40,7 @@ class ARPOStrategy(Strategy):
             adv = leaf_adv if soft else leaf_mean_advantages(tree, leaf_adv)
             record_credit(tree, adv)
             values += list(adv.values())
-            rows += flatten(tree, adv, per_leaf=soft, clip_low=a.clip_low, clip_high=a.clip_high, dedupe_prefix=s.dedupe_prefix, mask_truncated=a.mask_truncated)
+            rows += flatten(
+                tree, adv, per_leaf=soft, clip_low=a.clip_low, clip_high=a.clip_high, dedupe_prefix=s.dedupe_prefix, mask_truncated=a.mask_truncated
+            )
         return Credit(rows, values)

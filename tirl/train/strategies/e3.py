@@ -25,7 +25,7 @@ tokens obtained, rejected expert trajectories), which the trainer adds to the ru
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -69,9 +69,15 @@ class E3Strategy(Strategy):
         """Each task's accepted expert trajectory (obtained once per task, within the limit)."""
         if self.experts is None:
             e = self.e3
-            self.experts = ExpertSet(e.expert, temperature=e.expert_temperature, correct_only=e.correct_only, limit=e.max_expert_samples,
-                                     endpoints=self.cfg.endpoint, seed=self.cfg.train.seed,
-                                     path=ctx.run_dir / EXPERT_FILE if ctx.run_dir is not None else None)
+            self.experts = ExpertSet(
+                e.expert,
+                temperature=e.expert_temperature,
+                correct_only=e.correct_only,
+                limit=e.max_expert_samples,
+                endpoints=self.cfg.endpoint,
+                seed=self.cfg.train.seed,
+                path=ctx.run_dir / EXPERT_FILE if ctx.run_dir is not None else None,
+            )
             self.experts.open(resumed=ctx.step > 0)  # a resumed run's experts were paid for already
         return await self.experts.get(tasks, ctx.engine, ctx.protocol, ctx.rollout, ctx.expert_samples)
 
@@ -88,8 +94,9 @@ class E3Strategy(Strategy):
         if ctx.scorer is None:
             raise ValueError("strategy e3 needs the policy's teacher-forcing scorer in its step context: anchors are scored by the policy")
         share = expert_share(ctx.step, e.warmup_steps, e.share_start, e.share_schedule)
-        trees, self._stats = await e3_rollout(ctx.engine, ctx.protocol, tasks, ctx.rollout, e, share, ctx.rng,
-                                              lambda ts: self.experts_for(ts, ctx), ctx.scorer)
+        trees, self._stats = await e3_rollout(
+            ctx.engine, ctx.protocol, tasks, ctx.rollout, e, share, ctx.rng, lambda ts: self.experts_for(ts, ctx), ctx.scorer
+        )
         return trees
 
     # -- credit -----------------------------------------------------------------------------
@@ -121,8 +128,14 @@ class E3Strategy(Strategy):
             leaf_adv = {leaf.id: float(x) for leaf, x in zip(used, adv_B)}
             sampled = {lid: v for lid, v in leaf_adv.items() if tree.node(lid).role is not LeafRole.EXPERT}
             cut = aagd_nodes(tree, sampled, e.aagd)
-            flat = flatten(tree, {leaf.id: leaf_adv.get(leaf.id, 0.0) for leaf in leaves}, per_leaf=True, clip_low=a.clip_low, clip_high=a.clip_high,
-                           mask_truncated=a.mask_truncated)
+            flat = flatten(
+                tree,
+                {leaf.id: leaf_adv.get(leaf.id, 0.0) for leaf in leaves},
+                per_leaf=True,
+                clip_low=a.clip_low,
+                clip_high=a.clip_high,
+                mask_truncated=a.mask_truncated,
+            )
             for leaf, row in zip(leaves, flat):
                 if leaf.id not in leaf_adv:
                     continue

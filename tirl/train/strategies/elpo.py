@@ -4,7 +4,7 @@ and error-localised lower clip bounds on the critical suffixes the search record
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from tirl.algo.tree_advantages import elc_clip_low, hierarchical_advantages
 from tirl.rollout.elpo import bel_rollout
@@ -28,5 +28,13 @@ class ELPOStrategy(Strategy):
             low = elc_clip_low(tree, a.clip_low, e.eps_elc, e.elc_scope)
             record_credit(tree, adv, low)
             values += list(adv.values())
-            rows += flatten(tree, adv, clip_low=a.clip_low, clip_high=a.clip_high, clip_low_nodes=low, dedupe_prefix=s.dedupe_prefix, mask_truncated=a.mask_truncated)
+            rows += flatten(
+                tree,
+                adv,
+                clip_low=a.clip_low,
+                clip_high=a.clip_high,
+                clip_low_nodes=low,
+                dedupe_prefix=s.dedupe_prefix,
+                mask_truncated=a.mask_truncated,
+            )
         return Credit(rows, values)

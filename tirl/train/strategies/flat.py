@@ -4,7 +4,7 @@ whole batch with each tree's leaves as a group) is broadcast over its trained to
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

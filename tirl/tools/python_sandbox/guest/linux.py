@@ -35,8 +35,15 @@ MS_RELATIME = 0x200000
 MS_STRICTATIME = 0x1000000
 # Per-mount flags a less privileged mount namespace must keep on a remount (they are
 # "locked", mount_namespaces(7)); we read them from mountinfo and pass them back.
-_LOCKED_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": MS_NOATIME,
-                 "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME, "strictatime": MS_STRICTATIME}
+_LOCKED_FLAGS = {
+    "nosuid": MS_NOSUID,
+    "nodev": MS_NODEV,
+    "noexec": MS_NOEXEC,
+    "noatime": MS_NOATIME,
+    "nodiratime": MS_NODIRATIME,
+    "relatime": MS_RELATIME,
+    "strictatime": MS_STRICTATIME,
+}
 
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 

@@ -71,6 +71,5 @@ def cell_reply(payload: bytes, nonce: str) -> dict[str, Any] | str:
 
 
 def protocol_violation_reply(detail: str) -> dict[str, Any]:
-    text = (f"SandboxError: the session's reply pipe carried {detail}; code in the session wrote to it, "
-            f"so the session was ended ({LOST})")
+    text = f"SandboxError: the session's reply pipe carried {detail}; code in the session wrote to it, so the session was ended ({LOST})"
     return {"ok": False, "output": text, "error": "ProtocolViolation"}

@@ -87,8 +87,7 @@ def _try_namespaces(settings: GuestSettings) -> tuple[bool, bool]:
     except OSError:
         return True, False
     try:  # POSIX shared memory and semaphores (multiprocessing) live here: private as well
-        linux.mount("tmpfs", "/dev/shm", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV,
-                    f"size={settings.tmp_mb}m,mode=1777")
+        linux.mount("tmpfs", "/dev/shm", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, f"size={settings.tmp_mb}m,mode=1777")
     except OSError:
         pass
     return True, True
@@ -240,8 +239,7 @@ def _close(handle: Handle) -> None:
         shutil.rmtree(handle.tmp_dir, ignore_errors=True)
 
 
-def _reaper(settings: GuestSettings, expected_ppid: int, to_r: int, from_w: int, namespaced: bool,
-            tmp_dir: str | None) -> None:
+def _reaper(settings: GuestSettings, expected_ppid: int, to_r: int, from_w: int, namespaced: bool, tmp_dir: str | None) -> None:
     try:
         linux.die_with_parent(expected_ppid)
         me = os.getpid()

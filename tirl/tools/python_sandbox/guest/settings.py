@@ -36,7 +36,7 @@ class GuestSettings:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> "GuestSettings":
+    def from_json(cls, text: str) -> GuestSettings:
         raw = json.loads(text)
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in raw.items() if k in known})

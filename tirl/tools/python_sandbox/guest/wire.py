@@ -111,5 +111,3 @@ def readable_now(fd: int) -> bool:
 def read_frame(fd: int, deadline: float | None = None, watch: int | None = None) -> Any:
     """Read one frame. ``deadline`` is a ``time.monotonic()`` value or None (wait forever)."""
     return decode(read_payload(fd, deadline, watch))
-
-

@@ -29,6 +29,7 @@ from . import linux, session, wire
 from .outcomes import LOST, cell_reply, describe_exit, protocol_violation_reply, timeout_reply
 from .settings import GuestSettings
 
+
 class Zygote:
     def __init__(self, settings: GuestSettings, host_in: int, host_out: int) -> None:
         self.settings = settings
@@ -210,8 +211,7 @@ class Zygote:
             return {"ok": True}
         if op == "ping":
             return {"ok": True, "sessions": len(self.sessions), "namespaces": self.settings.session_namespaces}
-        return {"ok": False, "output": f"sandbox error: unknown op {op!r}", "error": "SandboxError",
-                "infra_error": True}
+        return {"ok": False, "output": f"sandbox error: unknown op {op!r}", "error": "SandboxError", "infra_error": True}
 
     def serve(self) -> None:
         while True:
