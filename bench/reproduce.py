@@ -71,15 +71,8 @@ def _bench(name: str):
 
 
 calib = _bench("compare_calibration")
-
-
-def budget_overrides(recipe: str, budget: int) -> list[str]:
-    """The same number of trajectories per task per step for every recipe."""
-    if recipe == "arpo":
-        return [f"strategy.arpo.budget={budget}", f"strategy.arpo.initial={max(1, budget // 2)}"]
-    if recipe == "elpo":
-        return [f"strategy.elpo.budget={budget}"]
-    return [f"rollout.group_size={budget}"]
+# the same number of trajectories per task per step for every recipe
+budget_overrides = _bench("compare_recipes").budget_overrides
 
 
 def _metrics(run_dir: Path) -> list[dict]:

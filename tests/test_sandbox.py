@@ -487,28 +487,3 @@ def test_workers_die_with_their_host(ending):
             proc.kill()
             proc.wait()
     assert not wait_gone(theirs), "sandbox processes outlived their host"
-
-
-def test_cli_prints_one_json_object():
-    import json
-
-    from typer.testing import CliRunner
-
-    from tirl.cli.tool_cmd import tool_app
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        ok = CliRunner().invoke(tool_app, ["python", "--code", "print('hi')\n6 * 7"])
-        slow = CliRunner().invoke(tool_app, ["python", "--code", "while True: pass", "--timeout", "0.5"])
-    assert ok.exit_code == 0, ok.output
-    record = json.loads(ok.stdout)
-    assert set(record) == {"ok", "output", "error", "timed_out", "latency_ms"}
-    assert record["ok"] and record["output"] == "hi\n42\n"
-    assert json.loads(slow.stdout)["timed_out"]
-
-
-def test_config_is_validated():
-    with pytest.raises(ValueError, match="isolation"):
-        PythonSandbox(isolation="docker")
-    with pytest.raises(ValueError, match="workers"):
-        SandboxConfig(workers=0).validate()
