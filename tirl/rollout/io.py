@@ -150,15 +150,20 @@ def trajectory_from_json(d: dict) -> Trajectory:
     return _outcome_into(tr, d)
 
 
-def write_jsonl(path: str | Path, trajs: Iterable[Trajectory]) -> int:
+def _write_lines(path: str | Path, items: Iterable, to_json) -> int:
+    """One JSON object per line (parent directories created); the number written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     n = 0
     with open(path, "w") as f:
-        for tr in trajs:
-            f.write(json.dumps(trajectory_to_json(tr)) + "\n")
+        for item in items:
+            f.write(json.dumps(to_json(item)) + "\n")
             n += 1
     return n
+
+
+def write_jsonl(path: str | Path, trajs: Iterable[Trajectory]) -> int:
+    return _write_lines(path, trajs, trajectory_to_json)
 
 
 class TrajectoryFileError(UserError, ValueError):
@@ -301,14 +306,7 @@ def _path_trajectory(leaf: TreeNode, task_id: str, gold: Any, d: Mapping[str, An
 
 def write_trees(path: str | Path, trees: Iterable[RolloutTree]) -> int:
     """One tree's JSON per line."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
-    with open(path, "w") as f:
-        for t in trees:
-            f.write(json.dumps(tree_to_json(t)) + "\n")
-            n += 1
-    return n
+    return _write_lines(path, trees, tree_to_json)
 
 
 def read_trees(path: str | Path) -> list[RolloutTree]:
