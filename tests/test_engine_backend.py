@@ -73,3 +73,29 @@ def test_checkpoint_weights_merge_lora_without_touching_the_model(tiny):
     q = "model.layers.0.self_attn.q_proj.weight"
     assert not torch.allclose(merged[q], plain[q])  # the adapter is in
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
+
+
+def test_runtime_close_closes_the_tools_then_the_engine_even_when_a_tool_fails(tiny):
+    import asyncio
+
+    from tirl.train.components import Runtime
+
+    closed = []
+
+    class Tool:
+        def __init__(self, name, fail=False):
+            self.name, self.fail = name, fail
+
+        async def aclose(self):
+            closed.append(self.name)
+            if self.fail:
+                raise RuntimeError("tool failed to close")
+
+    eng = build_engine(EngineConfig(seed=0), tiny.model, tiny.tokenizer)
+    eng.close = lambda: closed.append("engine")
+    asyncio.run(Runtime(tools=[Tool("a")], protocol=None, engine=eng).aclose())
+    assert closed == ["a", "engine"]
+    closed.clear()
+    with pytest.raises(RuntimeError, match="tool failed"):
+        asyncio.run(Runtime(tools=[Tool("b", fail=True)], protocol=None, engine=eng).aclose())
+    assert closed == ["b", "engine"]

@@ -1,6 +1,6 @@
 """What the CPU can do fast. bf16 autocast pays off only where the CPU has native bf16 dot
 products (AVX512-BF16 or AMX); without them (plain AVX-512 or AVX2) bf16 matmuls are emulated
-and run about 3x slower than fp32 (measured with bench/roofline.py), so "auto" picks fp32."""
+and run slower than fp32 (bench/roofline.py measures both on a given CPU), so "auto" picks fp32."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """A decoding-only forward pass for Llama-family models (Llama, SmolLM, Qwen2) over a slot KV cache.
 
 Why not the model's own forward: on CPU, ``F.linear`` with a few rows (decoding) runs
-MKL's sgemm with a transposed weight, which for 16 rows is ~5x slower than multiplying by a
-pre-transposed contiguous copy (measured: 808 vs 160 us for 16x576 @ 576x1536), and HF's
+MKL's sgemm with a transposed weight, which for a few rows is several times slower than
+multiplying by a pre-transposed contiguous copy (bench/engine_kernels.py), and HF's
 dynamic cache re-allocates every layer's keys and values at every step. Here the weights are
 copied once per weight version into fused, transposed matrices (q|k|v and gate|up in one
 matmul each) and keys/values are written in place into a pre-allocated cache.
@@ -197,7 +197,7 @@ class FastLlama:
     def _decode_attention(self, q_RH1D: torch.Tensor, K_RKLD: torch.Tensor, V_RKLD: torch.Tensor, bias_R11L: torch.Tensor) -> torch.Tensor:
         """One query per row, grouped: the G query heads sharing a key/value head are one
         (G, D) @ (D, L) product, so keys are read once per kv head instead of being expanded
-        (fp32: ~25% faster than SDPA's CPU kernel here, which is memory bound at decode time).
+        (fp32: faster than SDPA's CPU kernel or within 12% of it, docs/BENCHMARKS.md).
         In bf16 the transposed-key product copies every row's keys per layer (bf16 batched
         matmuls take no transposed operand), and SDPA's fused CPU kernel is 1.2-4x faster
         (bench/decode_attention.py), so bf16 decoding goes through SDPA. ``bias_R11L`` is the

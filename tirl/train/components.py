@@ -64,8 +64,13 @@ class Runtime:
     engine: Engine  # HFEngine or VLLMEngine (engine.backend)
 
     async def aclose(self) -> None:
-        for t in self.tools:
-            await t.aclose()
+        """Stop the tools' processes, then the engine (a vLLM core, an HTTP client's connections):
+        everything the run started ends with it, even when a tool fails to close."""
+        try:
+            for t in self.tools:
+                await t.aclose()
+        finally:
+            self.engine.close()
 
 
 def build_runtime(cfg: Config, model, tokenizer, seed: int) -> Runtime:
