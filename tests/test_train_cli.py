@@ -44,6 +44,10 @@ def test_train_with_sft_warmup_writes_the_run(tmp_path):
     assert "eval/accuracy" in steps[0] and "eval_sft/accuracy" in steps[0] and "eval/accuracy" in steps[-1]
     for key in ("reward/mean", "loss/pg", "policy/grad_norm", "rollout/tool_calls", "time/step_s"):
         assert key in steps[1], key
+    # each phase's own peak resident memory, and what the engine holds beside the model
+    for key in ("mem/rollout_peak_gb", "mem/update_peak_gb", "mem/engine_kv_cache_gb", "mem/engine_weights_copy_gb"):
+        assert 0 < steps[1][key] < 64, key
+    assert 0 < steps[0]["mem/sft_peak_gb"] and 0 < steps[0]["mem/eval_peak_gb"] and 0 < steps[0]["mem/eval_sft_peak_gb"]
     assert set(json.loads((run / "eval.json").read_text())) == {"before", "after_sft", "after"}
     assert len((run / "sft_metrics.jsonl").read_text().splitlines()) == 2  # 8 examples / batch 4
     assert "held-out arith" in res.output and "plots:" in res.output

@@ -1,4 +1,4 @@
-from tirl.engine.base import Completion, Engine, EngineCounters, FinishReason, GenerationRequest, SamplingParams
+from tirl.engine.base import Completion, Engine, EngineCounters, EngineMemory, FinishReason, GenerationRequest, SamplingParams
 from tirl.engine.hf import HFEngine, HFEngineConfig
 from tirl.engine.openai import OpenAIEngine, OpenAIEngineConfig, OpenAIEngineError
 
@@ -6,6 +6,7 @@ __all__ = [
     "Completion",
     "Engine",
     "EngineCounters",
+    "EngineMemory",
     "FinishReason",
     "GenerationRequest",
     "HFEngine",

@@ -85,6 +85,17 @@ class EngineCounters:
     weight_syncs: int | None = None
 
 
+@dataclass
+class EngineMemory:
+    """What an engine holds in memory beside the model, in bytes (None: not held or not known).
+    The trainer logs it each step (``mem/engine_*``) so a run's peak can be told apart by part."""
+
+    weights_copy: int | None = None  # the engine's own copy of the weights (fast-path layout)
+    kv_cache: int | None = None  # keys/values of the rows being decoded, as allocated
+    prefix_store: int | None = None  # keys/values kept for later requests, now
+    prefix_store_peak: int | None = None  # and at most since the last ``memory(reset_peak=True)``
+
+
 class Engine(abc.ABC):
     """What every engine offers. A class, not a structural ``Protocol``: engines (test fakes
     included) subclass it to inherit the defaults, and callers that take either an engine or
@@ -130,6 +141,10 @@ class Engine(abc.ABC):
     def counters(self) -> EngineCounters:
         """Cumulative work counters; this default counts sampled tokens only."""
         return EngineCounters(tokens_generated=self.tokens_generated)
+
+    def memory(self, reset_peak: bool = False) -> EngineMemory:
+        """Bytes the engine holds beside the model; ``reset_peak`` starts a new peak window."""
+        return EngineMemory()
 
     def sync_weights(self) -> None:
         """Make the engine sample from the model's current weights. Nothing to do by default: a

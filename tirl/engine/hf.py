@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 
 from tirl.config.engine import HFEngineConfig
-from tirl.engine.base import Completion, Engine, EngineCounters, FinishReason, GenerationRequest
+from tirl.engine.base import Completion, Engine, EngineCounters, EngineMemory, FinishReason, GenerationRequest
 from tirl.engine.batcher import ContinuousBatcher
 from tirl.engine.device import resolve_bf16
 from tirl.engine.llama_fast import FastLlama, supports
@@ -78,6 +78,20 @@ class HFEngine(Engine):
             prefix_tokens_reused=st.prefix_tokens_reused,
             prefix_tokens_recomputed=st.prefix_tokens_recomputed,
         )
+
+    def memory(self, reset_peak: bool = False) -> EngineMemory:
+        if self.batcher is None:
+            return EngineMemory()
+        store, kv = self.batcher.store, self.batcher.kv
+        mem = EngineMemory(
+            weights_copy=self.fast.copied_bytes(),
+            kv_cache=kv.nbytes() if kv is not None else 0,
+            prefix_store=store.nbytes,
+            prefix_store_peak=store.peak_nbytes,
+        )
+        if reset_peak:
+            store.peak_nbytes = store.nbytes
+        return mem
 
     def sync_weights(self) -> None:
         """Copy the model's current weights into the fast path (also done automatically when the

@@ -167,6 +167,13 @@ class FastLlama:
             )
         self.version = weight_version(self.model)
 
+    def copied_bytes(self) -> int:
+        """Bytes of the matrices copied out of the model (the embedding and the norms are the
+        model's own tensors, shared, and not counted). Packed (oneDNN-blocked) matrices count
+        their logical size: they expose no storage to measure."""
+        mats = [self.w_head] + [w for layer in self.layers for w in (layer.w_qkv, layer.w_o, layer.w_gu, layer.w_down)]
+        return sum(w.numel() * w.element_size() for w in mats if w is not None)
+
     def stale(self) -> bool:
         return weight_version(self.model) != self.version
 

@@ -53,6 +53,7 @@ class PrefixStore:
         self.by_hash: dict[int, set[int]] = {}  # block-prefix hash -> entries holding that prefix
         self.seen: set[int] = set()
         self.nbytes = 0
+        self.peak_nbytes = 0  # the most held at once (the engine resets it, see HFEngine.memory)
         self._next = 0
 
     def clear(self) -> None:
@@ -94,6 +95,7 @@ class PrefixStore:
             self.by_hash.setdefault(h, set()).add(eid)
         self.seen.update(hashes)
         self.nbytes += size
+        self.peak_nbytes = max(self.peak_nbytes, self.nbytes)
 
     def get(self, eid: int) -> Entry:
         return self.entries[eid]

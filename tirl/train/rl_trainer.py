@@ -30,6 +30,7 @@ from tirl.rollout.tree import tree_metrics
 from tirl.train import components as C
 from tirl.train.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
 from tirl.train.data import TaskStream
+from tirl.train.memory import PhasePeak
 from tirl.train.plots import plot_metrics
 from tirl.train.policy import Policy, make_optimizer, make_scheduler
 from tirl.train.resolve import export_final_model
@@ -66,6 +67,7 @@ class RLTrainer:
         self.tokenizer = self.policy.tokenizer
         self.rt = C.build_runtime(cfg, self.policy.generation_model(), self.tokenizer, seed=cfg.train.seed)
         self.progress = Progress(step=0, total=cfg.train.steps)  # read by scheduled rewards (ET-Agent σ decay)
+        self.mem = PhasePeak()  # peak resident memory of each step's rollout and update (mem/*)
         self.rewards = C.rewards(cfg, self.rt.protocol, self.progress)
         self.strategy = make_strategy(cfg)  # flat groups, ARPO or ELPO trees, E3-TIR (strategy.name)
         # E3-TIR scores expert anchors by teacher forcing through the live policy
@@ -148,12 +150,20 @@ class RLTrainer:
         gen0 = engine.tokens_generated
         prefix0 = engine.counters().prefix_tokens_recomputed  # None: the engine keeps no prefixes
         self.progress.step = self.step
+        self.mem.start()
         tasks, trees, sstats = self.sample_batch()
         t_roll = time.perf_counter() - t0
+        mem_rollout = self.mem.peak_gb()
         trajs = [t for tree in trees for t in tree.trajectories()]
         metrics: dict = {f"rollout/{k}": float(v) for k, v in sstats.items()}
         metrics.update(self._rollout_metrics(trajs, t_roll, engine.tokens_generated - gen0))
         metrics.update(tree_metrics(trees))
+        if mem_rollout is not None:
+            metrics["mem/rollout_peak_gb"] = mem_rollout
+        emem = engine.memory(reset_peak=True)
+        for name in ("weights_copy", "kv_cache", "prefix_store_peak"):
+            if (b := getattr(emem, name)) is not None:
+                metrics[f"mem/engine_{name}_gb"] = b / 2**30
         if prefix0 is not None:
             metrics["engine/prefix_tokens_recomputed"] = float(engine.counters().prefix_tokens_recomputed - prefix0)
         stats = None
@@ -163,7 +173,10 @@ class RLTrainer:
             t1 = time.perf_counter()
             self.policy.model.train()
             norm = cfg.algo.norm_constant or float(cfg.rollout.max_response_tokens)
+            self.mem.start()
             stats = policy_update(self.policy, self.optimizer, credit.rows, cfg.algo, cfg.optim, self.tokenizer.pad_token_id, norm)
+            if (peak := self.mem.peak_gb()) is not None:
+                metrics["mem/update_peak_gb"] = peak
             metrics.update(
                 {
                     "adv/mean": float(adv.mean()),
@@ -334,7 +347,10 @@ class RLTrainer:
             train.eval_sampled > 0); their scalars go into ``metrics`` under ``prefix/`` and
             ``prefix_t1/``."""
             say(f"evaluating ({tag}): {len(self.eval_tasks)} tasks x {cfg.eval_samples} samples")
+            self.mem.start()
             r = self.evaluate(tag)
+            if (peak := self.mem.peak_gb()) is not None:
+                metrics[f"mem/{prefix}_peak_gb"] = peak
             say(f"eval {tag}: accuracy {r.accuracy:.3f}, tool calls/task {r.tool_calls_per_task:.2f} ({r.wall_s:.0f} s)")
             metrics.update({f"{prefix}/{k}": v for k, v in r.scalars().items()})
             if cfg.eval_sampled and sampled:
@@ -351,7 +367,10 @@ class RLTrainer:
                     results["before"] = timed_eval("before", "eval", first)
                 if cfg.sft_first:
                     say(f"SFT warm-up on {self.cfg.sft.source} ({self.cfg.sft.n_examples} examples, {self.cfg.sft.epochs} epoch(s))")
+                    self.mem.start()
                     results["sft"] = self.warmup_sft(on_sft_step)
+                    if (peak := self.mem.peak_gb()) is not None:
+                        first["mem/sft_peak_gb"] = peak
                     say(f"SFT done: final loss {results['sft'][-1].loss:.3f}")
                     if evaluate:
                         results["after_sft"] = timed_eval("after_sft", "eval_sft", first)
