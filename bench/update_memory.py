@@ -7,6 +7,7 @@ largest pass's activations).
 
     python bench/update_memory.py
     python bench/update_memory.py --tokens 1024 2560 4096 --response 250
+    python bench/update_memory.py --set optim.activation_checkpointing=true
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def one(args) -> dict:
     from tirl.train.policy import Policy, make_optimizer
     from tirl.train.update import micro_batches, policy_update
 
-    cfg = load_config("grpo", [f"model.name={args.model}", "optim.lr=1e-9", f"optim.micro_batch_tokens={args.one}"])
+    cfg = load_config("grpo", [f"model.name={args.model}", "optim.lr=1e-9", f"optim.micro_batch_tokens={args.one}", *args.overrides])
     policy = Policy(cfg)
     tok = policy.tokenizer
     opt = make_optimizer(policy.trainable_parameters(), 1e-9, 0.0, (0.9, 0.99))
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--group", type=int, default=4)
     p.add_argument("--response", type=int, default=250, help="response tokens per row")
     p.add_argument("--tokens", type=int, nargs="+", default=[1024, 2560, 4096], help="optim.micro_batch_tokens settings")
+    p.add_argument("--set", dest="overrides", action="append", default=[], help="a config override, e.g. optim.activation_checkpointing=true")
     p.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # internal: run one setting here
     args = p.parse_args(argv)
     if args.one is not None:
@@ -73,6 +75,7 @@ def main(argv: list[str] | None = None) -> None:
             str(args.response),
             "--one",
             str(t),
+            *(f"--set={o}" for o in args.overrides),
         ]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
         r = json.loads(out)

@@ -200,6 +200,7 @@ def sft_cmd(
             on_step=lambda st: progress.update(bar, advance=1, description=f"SFT loss {st.loss:.3f}"),
             attention=cfg.optim.attention,
             micro_batch_tokens=cfg.optim.micro_batch_tokens,
+            activation_checkpointing=cfg.optim.activation_checkpointing,
         )
     model = policy.model.merge_and_unload() if cfg.model.lora.enabled else policy.model
     model.save_pretrained(out, safe_serialization=True)

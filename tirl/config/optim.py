@@ -26,6 +26,11 @@ class OptimConfig(Section):
     pass keeps its activations and attention scores for the backward pass, about 2 MB per token
     for SmolLM2-135M, so memory bounds it. Speed and peak memory per setting:
     docs/BENCHMARKS.md, "tirl vs TRL" (bench/update_layout.py, bench/update_memory.py)."""
+    activation_checkpointing: bool = False
+    """Keep only each decoder layer's input during a pass that back-propagates and recompute the
+    rest in the backward pass (``tirl.models.checkpointing``): a pass's activations shrink from
+    about 2 MB to a few hundred kB per token for SmolLM2-135M, for one more forward pass per
+    update. Same gradients. Measured memory and time: docs/BENCHMARKS.md (bench/update_memory.py)."""
     share_prefix: bool = True
     """Run the prompt a micro-batch's rows share once (a task's rows are batched together): the
     same log-probs and gradient as running it per row, at a fraction of the cost."""

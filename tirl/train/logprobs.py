@@ -30,6 +30,7 @@ import torch
 
 from tirl.engine.device import resolve_bf16
 from tirl.models.cache import cache_arg, returned_cache
+from tirl.models.checkpointing import ReplayableCache
 from tirl.train.fused_head import head_logprobs
 
 FUSED_HEAD_MODELS = ("llama", "qwen2", "qwen3", "mistral")
@@ -140,7 +141,7 @@ def token_logprobs(
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         if prefix is None:  # the whole rows, in place (padding included, as the model sees it)
             ids_BS, pos_BS, real_BS = ids_BT, torch.arange(T)[None].expand(B, T), attn_BT > 0
-            kw = {"input_ids": ids_BT, "attention_mask": attn_BT}
+            kw = {"input_ids": ids_BT, "attention_mask": attn_BT, "use_cache": False}
         else:
             ids_BS, pos_BS, real_BS = _suffix_batch(ids_BT, attn_BT, start_B, pad)
             kw = _on_shared_prefix(model if head is None else model.get_decoder(), ids_BT, prefix, ids_BS, pos_BS, real_BS, pad)
@@ -179,9 +180,12 @@ def _on_shared_prefix(net, ids_BT: torch.Tensor, prefix: SharedPrefix, ids_BS, p
     in_prefix_GP = cols_P[None, :] < prefix.length_G[:, None]
     pre_ids = torch.where(in_prefix_GP, ids_BT[row_of_G, :P], pad)
     # right padding behind a short prefix is causal-invisible to its real tokens; no mask needed here
-    pre = net(input_ids=pre_ids, use_cache=True, **({"logits_to_keep": 1} if hasattr(net, "lm_head") else {}))
-    cache = returned_cache(pre)
-    cache.batch_select_indices(prefix.group_B)
+    # a cache whose answers do not change when a layer runs twice (activation checkpointing's
+    # recomputation, tirl.models.checkpointing): the rows' pass reads the prompt's keys/values
+    # and stores nothing
+    cache = ReplayableCache()
+    pre = net(input_ids=pre_ids, use_cache=True, **cache_arg(cache), **({"logits_to_keep": 1} if hasattr(net, "lm_head") else {}))
+    cache = returned_cache(pre).frozen_rows(prefix.group_B)
     # keys: the group's prefix (its padding masked), then the row's own tokens
     attn = torch.cat([in_prefix_GP[prefix.group_B], real_BS], dim=1).long()
     return {"input_ids": ids_BS, "attention_mask": attn, "position_ids": pos_BS, "use_cache": True, **cache_arg(cache)}

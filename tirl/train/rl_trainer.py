@@ -321,6 +321,7 @@ class RLTrainer:
             on_step,
             attention=self.cfg.optim.attention,
             micro_batch_tokens=self.cfg.optim.micro_batch_tokens,
+            activation_checkpointing=self.cfg.optim.activation_checkpointing,
         )
         self.totals["sft_tokens"] += sum(h.tokens for h in history)
         self.totals["expert_tokens"] += sum(len(g) for t in trajs for g in t.segments if g.origin is not Origin.TOOL)

@@ -18,6 +18,7 @@ import torch
 from tirl.config import SFTConfig
 from tirl.errors import UserError
 from tirl.models.attention import Attention, training_attention
+from tirl.models.checkpointing import checkpointed_layers
 from tirl.protocol.base import Protocol
 from tirl.rollout import read_jsonl, script_trajectory
 from tirl.rollout.masks import SFT_ORIGINS, loss_mask
@@ -77,13 +78,15 @@ def run_sft(
     on_step: Callable[[SFTStats], None] | None = None,
     attention: Attention = "auto",
     micro_batch_tokens: int | None = 2560,
+    activation_checkpointing: bool = False,
 ) -> list[SFTStats]:
     """Token-mean NLL over the masked tokens of each batch; AdamW with linear decay.
     ``attention``: the kernel of the training passes (``tirl.models.attention``); a forward runs
-    at most ``micro_batch_size`` rows and ``micro_batch_tokens`` padded tokens."""
+    at most ``micro_batch_size`` rows and ``micro_batch_tokens`` padded tokens, with activation
+    checkpointing if asked (``tirl.models.checkpointing``)."""
     if not trajs:
         raise UserError("no SFT trajectories (check sft.source and its filter: sft.all_trajectories=false keeps only correct ones)")
-    with training_attention(model, attention):
+    with training_attention(model, attention), checkpointed_layers(model, activation_checkpointing):
         return _run_sft(model, trajs, cfg, pad_id, micro_batch_size, micro_batch_tokens, bf16, seed, on_step)
 
 

@@ -27,6 +27,7 @@ from tirl.algo import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES, BatchCounts, L
 from tirl.algo.offpolicy import regularized_is
 from tirl.config import AlgoConfig, OptimConfig
 from tirl.models.attention import training_attention
+from tirl.models.checkpointing import checkpointed_layers
 from tirl.train.logprobs import first_scored_position, shared_prefixes, token_logprobs
 from tirl.train.rows import collate
 from tirl.types import TrainRow
@@ -126,7 +127,7 @@ def micro_batches(rows: Sequence[TrainRow], size: int, share_prefix: bool, max_t
 def policy_update(
     policy, optimizer: torch.optim.Optimizer, rows: Sequence[TrainRow], algo: AlgoConfig, optim: OptimConfig, pad_id: int, norm_constant: float
 ) -> UpdateStats:
-    with training_attention(policy.model, optim.attention):
+    with training_attention(policy.model, optim.attention), checkpointed_layers(policy.model, optim.activation_checkpointing):
         return _policy_update(policy, optimizer, rows, algo, optim, pad_id, norm_constant)
 
 
