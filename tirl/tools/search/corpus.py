@@ -162,7 +162,8 @@ def chunk(doc: Document, chunk_words: int) -> list[Passage]:
         return []
     pieces = [words[i : i + chunk_words] for i in range(0, len(words), chunk_words)]
     if len(pieces) > 1 and len(pieces[-1]) < chunk_words / 4:
-        pieces[-2] = pieces[-2] + pieces.pop()
+        tail = pieces.pop()
+        pieces[-1] = pieces[-1] + tail
     if len(pieces) == 1:
         return [Passage(doc.id, doc.title, " ".join(pieces[0]))]
     return [Passage(f"{doc.id}#{k}", doc.title, " ".join(p)) for k, p in enumerate(pieces)]
