@@ -147,3 +147,32 @@ def test_explicit_index_dir_knows_whether_it_is_current(tmp_path):
     assert (tmp_path / "other" / "keep.txt").exists()
     with pytest.raises(CorpusError, match="not a search index"):
         BM25Index.load(tmp_path / "other")
+
+
+@pytest.mark.parametrize("k", [1, 3, 10, 40])
+def test_top_k_is_the_best_k_in_order_with_ties_in_corpus_order(k):
+    """tirl's selection (argmax passes for small k, argpartition beyond) against a full sort, on
+    scores with many ties (the case numpy's argpartition is slow on) and on distinct scores."""
+    import numpy as np
+
+    from tirl.tools.search.index import _top_k
+
+    rng = np.random.default_rng(k)
+    for scores in (rng.integers(0, 4, size=500).astype(np.float32), rng.random(500).astype(np.float32)):
+        cand = np.flatnonzero(scores > 0)
+        want = sorted(cand.tolist(), key=lambda i: (-scores[i], i))[:k]
+        assert _top_k(scores, cand, k).tolist() == want
+    assert _top_k(np.zeros(5, np.float32), np.array([], dtype=np.int64), 3).tolist() == []
+
+
+def test_scores_are_bm25s_scores(tmp_path):
+    """The ranking uses bm25s's own scores: the same top passages and scores as its retrieve()."""
+    import bm25s
+
+    rng = random.Random(1)
+    index = build_index(_jsonl(tmp_path / "c.jsonl", _filler(rng, 200)), tmp_path / "idx")
+    queries = ["city river", "old harbour market", "north bridge museum people"]
+    ours = index.search(queries, 5)
+    docs, scores = index._bm25.retrieve(bm25s.tokenize(queries, stopwords="en", return_ids=False, show_progress=False), k=5, show_progress=False)
+    for hits, s in zip(ours, scores):
+        assert [round(h.score, 5) for h in hits] == [round(float(x), 5) for x in s]

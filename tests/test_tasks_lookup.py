@@ -179,7 +179,21 @@ def test_lookup_recipe_loads_and_rollout_cli_runs(tmp_path, tiny):
     assert cfg.sft.source == "reference" and cfg.reward.multi_tool_bonus > 0
     res = CliRunner().invoke(
         app,
-        ["rollout", "--model", "tiny-random", "--task", "lookup", "--n-tasks", "2", "--group-size", "2", "--max-response-tokens", "16", "--out", str(tmp_path)],
+        [
+            "rollout",
+            "--model",
+            "tiny-random",
+            "--task",
+            "lookup",
+            "--n-tasks",
+            "2",
+            "--group-size",
+            "2",
+            "--max-response-tokens",
+            "16",
+            "--out",
+            str(tmp_path),
+        ],
     )
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in (tmp_path / "trajectories.jsonl").read_text().splitlines()]

@@ -11,10 +11,10 @@ Search-R1's Wikipedia ``contents``), tokenised by bm25s (lower case, words of tw
 characters, English stop words removed, no stemming).
 
 Scoring is bm25s's; the top-k selection is tirl's: it keeps only the passages that share a term
-with the query (the others score 0 and are no match) and partitions those. bm25s's own
-``retrieve`` runs ``numpy.argpartition`` over every passage, which on scores that are mostly
-equal zeros takes ~13 ms per query over 100k passages (measured with numpy 2.4) against ~0.3 ms
-for the non-zero scan, the difference between ~70 and >1,000 queries/s (docs/BENCHMARKS.md).
+with the query (the others score 0 and are no match) and picks the best k of those by k passes
+of ``argmax``. bm25s's own ``retrieve`` runs ``numpy.argpartition`` over every passage, whose
+introselect degrades on many equal values: ~13 ms per query over 100k mostly-zero scores
+(numpy 2.4) against ~0.3 ms for the scan (docs/BENCHMARKS.md has the throughput).
 """
 
 from __future__ import annotations
@@ -111,10 +111,32 @@ class BM25Index:
             return []
         scores_N = self._bm25.get_scores_from_ids(ids)
         cand = np.flatnonzero(scores_N > 0)
-        if len(cand) > k:
-            cand = cand[np.argpartition(-scores_N[cand], k - 1)[:k]]
-        order = cand[np.lexsort((cand, -scores_N[cand]))]
-        return [Hit(self.passages[i].id, self.passages[i].title, self.passages[i].text, float(scores_N[i])) for i in order]
+        return [Hit(self.passages[i].id, self.passages[i].title, self.passages[i].text, float(scores_N[i])) for i in _top_k(scores_N, cand, k)]
+
+
+_SMALL_K = 32
+
+
+def _top_k(scores_N: np.ndarray, cand: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` candidates of highest score, best first, ties in corpus order. For the small k
+    of a tool call, k passes of ``argmax`` (each O(candidates), the first maximum wins ties);
+    ``argpartition`` degrades badly when many scores are equal (same term counts and lengths)."""
+    vals = scores_N[cand]
+    if k <= _SMALL_K:
+        vals = vals.copy()
+        out = []
+        for _ in range(min(k, len(cand))):
+            j = int(vals.argmax())
+            out.append(cand[j])
+            vals[j] = -np.inf
+        return np.asarray(out, dtype=np.int64)
+    if len(cand) > k:
+        # everything above the k-th best score, then the ties at it in corpus order (cand is sorted)
+        kth = -np.partition(-vals, k - 1)[k - 1]
+        above = np.flatnonzero(vals > kth)
+        keep = np.concatenate([above, np.flatnonzero(vals == kth)[: k - len(above)]])
+        cand, vals = cand[keep], vals[keep]
+    return cand[np.lexsort((cand, -vals))]
 
 
 def is_index_dir(path: Path) -> bool:
