@@ -179,8 +179,11 @@ def test_build_tools_offers_search_from_config(corpus, tmp_path):
     assert len(_run(t, {"query": "Voss"}).output.splitlines()) == 2
     with pytest.raises(ConfigError, match="tools.retrieval.corpus"):
         search_config(load_config(None, ["tools.search=true"]))
-    # lookup searches its own corpus when none is named
+    # lookup searches its own corpus when none is named, and has the tool unless told otherwise
     sc = search_config(load_config(None, ["tools.search=true", "task.name=lookup", "task.seed=3"]))
     assert sc.corpus is not None and sc.corpus.endswith("seed3.jsonl")
+    assert [x.name for x in build_tools(load_config(None, ["tools.python=false", "task.name=lookup"]))] == ["search"]
+    assert build_tools(load_config(None, ["tools.python=false", "task.name=lookup", "tools.search=false"])) == []
+    assert build_tools(load_config(None, ["tools.python=false"])) == []
     with pytest.raises(ConfigError, match="tools.retrieval.topk"):
         load_config(None, ["tools.retrieval.topk=0"])

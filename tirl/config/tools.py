@@ -92,8 +92,9 @@ class ToolsConfig(Section):
     protocol: Literal["tag", "hermes"] = "tag"
     python: bool = True
     calculator: bool = False
-    search: bool = False
-    """The ``search`` tool (passages of a corpus; ``tools.retrieval`` says which)."""
+    search: bool | None = None
+    """The ``search`` tool (passages of a corpus; ``tools.retrieval`` says which). None: on for
+    the tasks that need it (``lookup``), off otherwise."""
     sandbox: SandboxSection = SandboxSection()
     """The Python sandbox's settings (read when ``python`` is on)."""
     retrieval: RetrievalSection = RetrievalSection()

@@ -46,7 +46,7 @@ def build_tools(cfg: Config) -> list[Tool]:
         tools.append(PythonSandbox(sandbox_config(cfg)))
     if t.calculator:
         tools.append(make_tool("calculator"))
-    if t.search:
+    if t.search if t.search is not None else cfg.task.name == "lookup":
         tools.append(SearchTool(search_config(cfg)))
     return tools
 
