@@ -198,3 +198,28 @@ def test_lookup_recipe_loads_and_rollout_cli_runs(tmp_path, tiny):
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in (tmp_path / "trajectories.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and all(r["task_id"].startswith("lookup-test-") for r in rows)
+
+
+def test_eval_reports_calls_by_tool_and_searches_that_found_a_needed_article(tools, tiny):
+    import copy
+
+    from tirl.eval.runner import summarize_eval
+    from tirl.train.sft import reference_trajectories
+    from tirl.types import Observation
+
+    proto = make_protocol("tag", list(tools), tiny.tokenizer)
+    tasks = load_tasks("lookup", n=4, seed=0, split="test", difficulty=[1, 2, 3, 4])
+    trajs = asyncio.run(reference_trajectories(tasks, proto, tiny.tokenizer))
+    report = summarize_eval(tasks, [[t] for t in trajs], proto, n_samples=1)
+    n_search = sum(len(t.meta["hops"]) for t in tasks)
+    assert report.accuracy == 1.0 and report.search_hit_rate == 1.0
+    assert report.tool_calls_by_tool == {"python": 2 / 4, "search": n_search / 4}
+    assert report.scalars()["tool_calls/search"] == n_search / 4
+    assert ("searches that found a needed article", "1.000") in report.rows()
+    # a search that showed other articles does not count
+    missed = copy.deepcopy(trajs[0])
+    missed.steps[0].observation = Observation(ok=True, output="Doc 1 (Title: Somewhere) Nothing useful.")
+    report = summarize_eval(tasks, [[missed]] + [[t] for t in trajs[1:]], proto, n_samples=1)
+    assert report.search_hit_rate == (n_search - 1) / n_search
+    # tasks without a plan report no hit rate
+    assert summarize_eval([], [], proto, n_samples=1).search_hit_rate is None

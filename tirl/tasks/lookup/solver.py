@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from tirl.types import Script, ScriptStep, Task, Trajectory
+from tirl.types import Observation, Script, ScriptStep, Task, Trajectory
 
 _DOC = re.compile(r"^Doc \d+ \(Title: (.*?)\) (.*)$")
 
@@ -44,6 +44,19 @@ def passages(observation_text: str) -> list[tuple[str, str]]:
     return [(m.group(1), m.group(2)) for line in observation_text.splitlines() if (m := _DOC.match(line))]
 
 
+def _holds(hop: dict, found: list[tuple[str, str]]) -> bool:
+    return any(title == hop["title"] and all(e in text for e in hop["evidence"]) for title, text in found)
+
+
+def found_needed(task: Task, obs: Observation | None) -> bool:
+    """Whether a search observation shows an article the task's plan needs, with the sentences
+    that hold its fact (the evaluation's "searches that found a needed article")."""
+    if obs is None or not obs.ok:
+        return False
+    found = passages(obs.output)
+    return any(_holds(hop, found) for hop in task.meta.get("hops", []))
+
+
 def check_trajectory(task: Task, traj: Trajectory) -> str | None:
     """None when the executed reference trajectory followed its plan on real results, else what
     went wrong (a search that missed its article, a Python step that printed something else)."""
@@ -57,7 +70,7 @@ def check_trajectory(task: Task, traj: Trajectory) -> str | None:
         if obs is None or not obs.ok:
             return f"search {k + 1} ({hop['query']!r}) failed: {obs.output if obs else 'no observation'}"
         found = passages(obs.output)
-        if not any(title == hop["title"] and all(e in text for e in hop["evidence"]) for title, text in found):
+        if not _holds(hop, found):
             return (
                 f"search {k + 1} ({hop['query']!r}) did not return the article {hop['title']!r} with {hop['evidence']!r}; got {[t for t, _ in found]}"
             )
