@@ -111,7 +111,7 @@ def _self_test(tasks, protocol, tokenizer) -> list[str]:
 @pytest.mark.parametrize("protocol", ["tag", "hermes"])
 def test_reference_solver_reaches_the_gold_through_real_search(tools, tiny, protocol):
     proto = make_protocol(protocol, list(tools), tiny.tokenizer)
-    tasks = [t for s in ("train", "test") for lv in LEVELS for t in load_tasks("lookup", n=12, seed=0, split=s, difficulty=lv)]
+    tasks = [t for s in ("train", "test") for lv in LEVELS for t in load_tasks("lookup", n=25, seed=0, split=s, difficulty=lv)]
     assert _self_test(tasks, proto, tiny.tokenizer) == []
 
 
