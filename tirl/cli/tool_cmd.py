@@ -101,6 +101,7 @@ def search_cmd(
     import asyncio
 
     from tirl.tools.search import SearchConfig, SearchError, SearchTool
+    from tirl.tools.search.format import format_hits
 
     if (query is None) == (queries is None):
         raise typer.BadParameter("give exactly one of --query or --queries")
@@ -141,8 +142,6 @@ def search_cmd(
                     record = {"query": q, "error": error, "passages": [vars(h) for h in hits or []]}
                     typer.echo(json.dumps(record, ensure_ascii=False))
                 else:
-                    from tirl.tools.search.format import format_hits
-
                     typer.echo(f"# {q}\n{error or format_hits(hits, cfg.max_passage_chars)}\n")
         finally:
             await tool.aclose()
