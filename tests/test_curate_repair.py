@@ -147,4 +147,4 @@ def test_cli_repair_reference_repairer_needs_arith(tmp_path):
     from tirl.cli.main import app
 
     res = CliRunner().invoke(app, ["repair", "model.name=tiny-random", "task.name=champ", "repair.repairer=arith-reference", "--out", str(tmp_path)])
-    assert res.exit_code == 2 and "arith tasks only" in res.output
+    assert res.exit_code == 2 and "arith, lookup tasks only" in res.output

@@ -57,7 +57,7 @@ def test_reference_expert_runs_the_script_for_real(tiny, python_tool):
         calls = [s for s in tr.steps if s.call is not None]
         assert calls and all(s.observation.ok for s in calls)
         assert calls[-1].observation.output.strip() == task.answer  # the sandbox printed the answer
-    with pytest.raises(ValueError, match="arith tasks only"):
+    with pytest.raises(ValueError, match="solves arith, lookup tasks only"):
         asyncio.run(ReferenceExperts().solve([TASK], proto, tok))
 
 
@@ -169,6 +169,7 @@ def test_retokenise_keeps_steps_and_eos(tiny):
 def test_expert_source_specs(tmp_path):
     rc = RolloutConfig()
     assert isinstance(make_expert_source("arith-reference", rollout=rc), ReferenceExperts)
+    assert isinstance(make_expert_source("reference", rollout=rc), ReferenceExperts)
     with pytest.raises(ValueError, match="endpoint"):
         make_expert_source("http://127.0.0.1:8000/v1", rollout=rc)
     with pytest.raises(ValueError, match="no endpoints"):

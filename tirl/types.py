@@ -155,11 +155,13 @@ class Trajectory:
 @dataclass
 class ScriptStep:
     """One step of a scripted (expert / reference) solution in protocol-neutral form:
-    a thought and, optionally, the code it runs. The protocol renders it into text; the
-    code is executed for real so the observation the trajectory carries is genuine."""
+    a thought and, optionally, a call of ``tool`` with ``code`` as its main argument (the
+    Python source, the search query). The protocol renders it into text; the call is
+    executed for real so the observation the trajectory carries is genuine."""
 
     thought: str
     code: str | None = None
+    tool: str = "python"
 
 
 @dataclass

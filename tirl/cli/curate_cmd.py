@@ -47,12 +47,16 @@ def repair_cmd(
     from tirl.rewards.compose import apply_rewards
     from tirl.rm.pairs import write_pairs
     from tirl.rollout import rollout, write_jsonl
+    from tirl.tasks.reference import SOLVERS, is_reference
     from tirl.train import components as C
     from tirl.train.policy import Policy
 
     cfg = _config(overrides)
-    if cfg.repair.repairer == "arith-reference" and cfg.task.name != "arith":
-        _fail(f"repair.repairer=arith-reference repairs arith tasks only (task.name is {cfg.task.name!r}); use a model or a JSONL of trajectories")
+    if is_reference(cfg.repair.repairer) and cfg.task.name not in SOLVERS:
+        _fail(
+            f"repair.repairer={cfg.repair.repairer} repairs {', '.join(SOLVERS)} tasks only (task.name is {cfg.task.name!r}); "
+            "use a model or a JSONL of trajectories"
+        )
     prepare_out(out)
     tasks = C.tasks(cfg, "train", n_tasks)  # bad task input fails before the model loads
     policy = Policy(cfg)

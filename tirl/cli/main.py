@@ -11,6 +11,7 @@ from tirl.cli.bench_cmd import bench_app
 from tirl.cli.curate_cmd import curriculum_cmd, flywheel_cmd, repair_cmd
 from tirl.cli.rm_cmd import rm_app
 from tirl.cli.rollout_cmd import rollout_cmd
+from tirl.cli.search_cmd import index_app, serve_app
 from tirl.cli.tool_cmd import tool_app
 from tirl.cli.train_cmd import eval_cmd, sft_cmd, train_cmd
 from tirl.errors import UserError
@@ -47,7 +48,9 @@ app.command("repair")(repair_cmd)
 app.command("flywheel")(flywheel_cmd)
 app.command("curriculum")(curriculum_cmd)
 app.add_typer(bench_app, name="bench", help="Benchmarks: tirl bench rollout.")
-app.add_typer(tool_app, name="tool", help="Try a tool by hand: tirl tool python --code '1+1'.")
+app.add_typer(tool_app, name="tool", help="Try a tool by hand: tirl tool python --code '1+1'; tirl tool search --corpus F --query Q.")
+app.add_typer(index_app, name="index", help="Search indexes: tirl index build CORPUS --out DIR.")
+app.add_typer(serve_app, name="serve", help="Servers: tirl serve retriever --index DIR --port P (the Search-R1 /retrieve API).")
 app.add_typer(rm_app, name="rm", help="Trajectory reward model: tirl rm train PAIRS --out DIR; tirl rm score DIR FILE.")
 
 

@@ -41,12 +41,12 @@ async def _rollout_job(engine, protocol, tasks, cfg, progress: Progress, on_grou
 
 def rollout_cmd(
     model: str = typer.Option("smollm2-135m-instruct", help="Model alias, local directory or hub id."),
-    task: str = typer.Option("arith", help="Task source: arith, champ, or a .jsonl/.parquet file."),
+    task: str = typer.Option("arith", help="Task source: arith, lookup, champ, or a .jsonl/.parquet file."),
     n_tasks: int = typer.Option(32, min=1, help="Number of tasks."),
     group_size: int = typer.Option(4, min=1, help="Samples per task."),
     out: Path = typer.Option(Path("runs/rollout"), help="Output directory (trajectories.jsonl, summary.json)."),
     split: str = typer.Option("test", help="Task split: train or test."),
-    difficulty: int | None = typer.Option(None, help="arith difficulty level (1-5); default: the generator's mix."),
+    difficulty: int | None = typer.Option(None, help="arith (1-5) or lookup (1-4) level; default: the generator's mix."),
     protocol: str = typer.Option("tag", help="Tool protocol: tag or hermes."),
     max_tool_calls: int = typer.Option(4, min=0, help="Tool calls allowed per trajectory."),
     max_response_tokens: int = typer.Option(512, min=1, help="Token budget after the prompt."),
@@ -55,9 +55,12 @@ def rollout_cmd(
     max_batch: int = typer.Option(64, min=1, help="Rows decoded together by the engine."),
     seed: int = typer.Option(0, help="Seed for task selection and sampling."),
     sandbox_workers: int = typer.Option(2, min=1, help="Python sandbox worker processes."),
+    search: bool | None = typer.Option(None, "--search/--no-search", help="Offer the search tool too (default: on for lookup)."),
+    corpus: str | None = typer.Option(None, help="Corpus the search tool indexes (default for lookup: its generated corpus)."),
+    search_url: str | None = typer.Option(None, help="Or a retrieval server the search tool asks (POST URL/retrieve)."),
 ):
-    """Roll out MODEL on N_TASKS tasks x GROUP_SIZE samples with the Python tool; write
-    OUT/trajectories.jsonl and print a summary."""
+    """Roll out MODEL on N_TASKS tasks x GROUP_SIZE samples with the Python tool (and search, for
+    lookup or with --search); write OUT/trajectories.jsonl and print a summary."""
     from tirl.engine import HFEngine, HFEngineConfig
     from tirl.models import load_model
     from tirl.protocol import make_protocol
@@ -67,17 +70,26 @@ def rollout_cmd(
     from tirl.rollout.fit import fit_tasks
     from tirl.rollout.io import trajectory_to_json
     from tirl.tasks import load_tasks
-    from tirl.tools import PythonSandbox, SandboxConfig
+    from tirl.tools import PythonSandbox, SandboxConfig, SearchConfig, SearchTool
 
     prepare_out(out)
     options = {"difficulty": difficulty} if difficulty is not None else {}
     tasks = load_tasks(task, n=n_tasks, seed=seed, split=split, **options)
+    searcher = None
+    if search if search is not None else (task == "lookup" or corpus is not None or search_url is not None):
+        if corpus is None and search_url is None:
+            if task != "lookup":
+                raise typer.BadParameter("--search needs --corpus or --search-url (lookup searches its own corpus)")
+            from tirl.tasks.lookup import corpus_path
+
+            corpus = str(corpus_path(seed))
+        searcher = SearchTool(SearchConfig(corpus=corpus, url=search_url))
     console.print(f"[bold]tirl rollout[/] {len(tasks)} tasks from {task!r} x {group_size} samples, model {model!r}")
     t0 = time.perf_counter()
     lm = load_model(model)
     console.print(f"loaded {model} in {time.perf_counter() - t0:.1f} s")
     sandbox = PythonSandbox(SandboxConfig(workers=sandbox_workers))
-    proto = make_protocol(protocol, [sandbox], lm.tokenizer)
+    proto = make_protocol(protocol, [sandbox] + ([searcher] if searcher else []), lm.tokenizer)
     engine = HFEngine(lm.model, lm.tokenizer, HFEngineConfig(max_batch=max_batch, seed=seed))
     cfg = RolloutConfig(
         group_size=group_size,

@@ -3,10 +3,14 @@
     tirl tool python --code 'import math; math.factorial(20)'
     tirl tool python --file solution.py --timeout 30 --isolation none
     tirl tool calculator --expression '2^10 / 3'
+    tirl tool search --corpus docs/ --query 'bm25 parameters' [--topk 5] [--json]
 
-Prints exactly one JSON object on stdout: ``{"ok", "output", "error", "timed_out",
-"latency_ms"}`` (warnings go to stderr). The exit status is 0 when the tool ran, whatever the
-code did, and 1 when the sandbox itself failed.
+``python`` and ``calculator`` print exactly one JSON object on stdout: ``{"ok", "output",
+"error", "timed_out", "latency_ms"}`` (warnings go to stderr). The exit status is 0 when the
+tool ran, whatever the code did, and 1 when the sandbox itself failed. ``search`` prints what
+the model would read for each query (``--json``: one object per query with the ranked
+passages' ids, titles, scores and texts); its exit status is 1 when a search failed (a server
+that is down or timed out).
 """
 
 from __future__ import annotations
@@ -79,3 +83,69 @@ def calculator_cmd(expression: str = typer.Option(..., "--expression", "-e", hel
     from tirl.tools.calculator import Calculator
 
     _emit(Calculator().compute(expression))
+
+
+@tool_app.command("search")
+def search_cmd(
+    corpus: Path | None = typer.Option(None, "--corpus", help="Corpus to search (indexed and cached on first use)."),
+    index: Path | None = typer.Option(None, "--index", help="Or an index directory (from `tirl index build`)."),
+    url: str | None = typer.Option(None, "--url", help="Or a retrieval server (POST URL/retrieve), e.g. http://127.0.0.1:8000."),
+    query: str | None = typer.Option(None, "--query", "-q", help="One query."),
+    queries: Path | None = typer.Option(None, "--queries", help="A file of queries, one per line ('-' reads stdin)."),
+    topk: int = typer.Option(3, min=1, max=100, help="Passages per query."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per query: ranked passages with id, title, score, text."),
+    chunk_words: int = typer.Option(100, min=1, help="Passage length when --corpus is indexed."),
+    timeout: float = typer.Option(10.0, min=0.001, help="Seconds a server may take (--url)."),
+):
+    """Search a corpus, an index or a retrieval server, as the search tool does."""
+    import asyncio
+
+    from tirl.tools.search import SearchConfig, SearchError, SearchTool
+    from tirl.tools.search.format import format_hits
+
+    if (query is None) == (queries is None):
+        raise typer.BadParameter("give exactly one of --query or --queries")
+    if query is not None:
+        qs = [query]
+    else:
+        text = sys.stdin.read() if str(queries) == "-" else _read_source(queries)
+        qs = [line.strip() for line in text.splitlines() if line.strip()]
+        if not qs:
+            raise UserError(f"--queries {queries} holds no query")
+    cfg = SearchConfig(
+        corpus=str(corpus) if corpus else None,
+        index=str(index) if index else None,
+        url=url,
+        topk=topk,
+        max_topk=max(topk, 10),
+        chunk_words=chunk_words,
+        timeout_s=timeout,
+        cache_size=0,
+    )
+    tool = SearchTool(cfg)
+    failed = False
+
+    async def go() -> None:
+        nonlocal failed
+        try:
+            for q in qs:
+                checked = tool.check({"query": q, "topk": topk})
+                if isinstance(checked, str):
+                    hits, error = None, checked
+                else:
+                    try:
+                        hits, error = await tool.search(*checked), None
+                    except SearchError as e:
+                        hits, error = None, f"Error: search failed: {e}"
+                failed = failed or error is not None
+                if as_json:
+                    record = {"query": q, "error": error, "passages": [vars(h) for h in hits or []]}
+                    typer.echo(json.dumps(record, ensure_ascii=False))
+                else:
+                    typer.echo(f"# {q}\n{error or format_hits(hits, cfg.max_passage_chars)}\n")
+        finally:
+            await tool.aclose()
+
+    asyncio.run(go())
+    if failed:
+        raise typer.Exit(1)

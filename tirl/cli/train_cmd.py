@@ -154,6 +154,7 @@ def sft_cmd(
     """Supervised fine-tuning on reference-solver trajectories or a rollout JSONL (sft.source=FILE)."""
     import asyncio
 
+    from tirl.tasks.reference import is_reference
     from tirl.train import components as C
     from tirl.train.policy import Policy
     from tirl.train.sft import file_trajectories, reference_trajectories, run_sft
@@ -164,7 +165,7 @@ def sft_cmd(
         _fail(str(e))
     s = cfg.sft
     prepare_out(out)
-    if s.source != "arith-reference":  # read (and check) the data before the model loads
+    if not is_reference(s.source):  # read (and check) the data before the model loads
         trajs = file_trajectories(s.source, s.all_trajectories)[: s.n_examples]
         if not trajs:
             _fail(
@@ -172,7 +173,7 @@ def sft_cmd(
                 + ("" if s.all_trajectories else " (only correct ones are kept; sft.all_trajectories=true keeps all)")
             )
     policy = Policy(cfg)
-    if s.source == "arith-reference":
+    if is_reference(s.source):
         tools = C.build_tools(cfg)
         from tirl.protocol import make_protocol
 

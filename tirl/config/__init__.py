@@ -24,6 +24,7 @@ from tirl.config.reward import EfficiencyRewardConfig, RewardConfig, RMRewardCon
 from tirl.config.rm import RMConfig
 from tirl.config.rollout import RolloutConfig
 from tirl.config.root import Config
+from tirl.config.search import RetrievalSection
 from tirl.config.strategy import ARPOConfig, E3Config, ELPOConfig, StrategyConfig
 from tirl.config.task import TaskConfig
 from tirl.config.tools import SANDBOX_ALIASES, SandboxSection, ToolsConfig
@@ -50,6 +51,7 @@ __all__ = [
     "RMConfig",
     "RMRewardConfig",
     "RepairConfig",
+    "RetrievalSection",
     "RewardConfig",
     "RolloutConfig",
     "RunConfig",

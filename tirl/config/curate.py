@@ -40,8 +40,8 @@ class RepairConfig(Section):
     """Tool calls allowed to the repairer (AutoTraj: at most 3)."""
     repairer: str | None = None
     """Repairer: a model (alias, directory, hub id or ``openai:<endpoint>``) given the question and
-    the bad trajectory; None: the policy itself. ``arith-reference`` (the task's reference solver,
-    an oracle) or a ``.jsonl`` of trajectories write the task's solution without reading it."""
+    the bad trajectory; None: the policy itself. ``reference`` (the task's reference solver,
+    an oracle, for arith and lookup; also ``arith-reference``) or a ``.jsonl`` of trajectories write the task's solution without reading it."""
     temperature: float = Field(0.0, ge=0.0)
     """Repairer sampling temperature (AutoTraj repairs greedily)."""
 

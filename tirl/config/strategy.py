@@ -77,7 +77,8 @@ class E3Config(Section):
     """E3-TIR warm-up (the ``strategy.e3`` section; ALGORITHMS.md §5)."""
 
     expert: str = "arith-reference"
-    """Expert source: arith-reference (the arith reference solver), a .jsonl of trajectories in
+    """Expert source: reference (the task's reference solver, arith or lookup; arith-reference is
+    its older name), a .jsonl of trajectories in
     the rollout schema, openai:<endpoint> (a model behind an endpoints entry), or a local model
     (alias, directory or hub id). tirl runs the expert's tool calls, so observations are real."""
     expert_temperature: float = Field(0.0, ge=0.0)

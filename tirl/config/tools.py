@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from tirl.config.base import Section
+from tirl.config.search import RetrievalSection
 
 
 class SandboxSection(Section):
@@ -91,8 +92,13 @@ class ToolsConfig(Section):
     protocol: Literal["tag", "hermes"] = "tag"
     python: bool = True
     calculator: bool = False
+    search: bool | None = None
+    """The ``search`` tool (passages of a corpus; ``tools.retrieval`` says which). None: on for
+    the tasks that need it (``lookup``), off otherwise."""
     sandbox: SandboxSection = SandboxSection()
     """The Python sandbox's settings (read when ``python`` is on)."""
+    retrieval: RetrievalSection = RetrievalSection()
+    """Where the search tool looks and how it shows results (read when ``search`` is on)."""
 
     sandbox_workers = _alias("workers", "Alias of sandbox.workers.")
     timeout_s = _alias("timeout_s", "Alias of sandbox.timeout_s.")

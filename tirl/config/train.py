@@ -50,7 +50,8 @@ class TrainConfig(Section):
 
 class SFTConfig(Section):
     source: str = "arith-reference"
-    """'arith-reference' (the reference solver's trajectories on training tasks) or a rollout
+    """'reference' or 'arith-reference' (the task's reference solver, arith or lookup, executed on
+    training tasks with the run's tools) or a rollout
     JSONL file (only correct trajectories are used unless all_trajectories)."""
     n_examples: int = Field(512, ge=1)
     epochs: int = Field(1, ge=1)

@@ -169,12 +169,13 @@ async def _repairs(
 
 
 def make_repairer(spec: str | None, policy_engine: Engine, seed: int = 0, endpoints=None) -> Engine | ExpertSource:
-    """The repairer a config names: ``arith-reference`` or a ``.jsonl`` (an expert source that
+    """The repairer a config names: ``reference`` (``arith-reference``) or a ``.jsonl`` (an expert source that
     writes the task's solution), else a judge-style model (``tirl.judge.llm.make_engine``: the
     policy, ``openai:<endpoint>`` or a local model) that reads the question and the bad trajectory."""
     from tirl.judge.llm import make_engine
     from tirl.rollout.experts import make_expert_source
+    from tirl.tasks.reference import is_reference
 
-    if spec is not None and (spec == "arith-reference" or spec.endswith(".jsonl")):
+    if spec is not None and (is_reference(spec) or spec.endswith(".jsonl")):
         return make_expert_source(spec, rollout=RolloutConfig())
     return make_engine(spec, policy_engine, seed=seed, endpoints=endpoints)

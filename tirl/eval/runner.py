@@ -43,6 +43,7 @@ from tirl.rewards.compose import apply_rewards
 from tirl.rewards.presets import default_rewards
 from tirl.rewards.verify import score_answer
 from tirl.rollout.agent_loop import RolloutConfig, rollout
+from tirl.tasks.lookup.solver import found_needed
 from tirl.types import Observation, StopReason, Task, Trajectory
 
 if TYPE_CHECKING:
@@ -80,6 +81,8 @@ class EvalReport:
     format_ok: float
     tool_calls_per_task: float
     """Mean tool calls per attempt at a task (per trajectory)."""
+    tool_calls_by_tool: dict[str, float]
+    """The same, per tool name (malformed calls that name no tool under ``""``)."""
     tool_use_rate: float
     tool_success_rate: float | None
     """Share of tool calls whose observation is ok (malformed calls count as failures); None without calls."""
@@ -96,6 +99,9 @@ class EvalReport:
     stop_reasons: dict[str, int]
     infra_errors: int
     wall_s: float
+    search_hit_rate: float | None = None
+    """Share of search calls that returned an article the task's plan needs (with the sentence
+    that holds the fact); only for tasks that carry a plan (``lookup``), else None."""
     conciseness: float | None = None
     """Share of judged trajectories with no redundant tool call (needs a judge); None without one."""
     conciseness_unread: int = 0
@@ -112,6 +118,7 @@ class EvalReport:
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 out[f.name] = float(v)
         out.update({f"pass@{k}": v for k, v in self.pass_at_k.items()})
+        out.update({f"tool_calls/{name or 'malformed'}": v for name, v in self.tool_calls_by_tool.items()})
         out.update({f"maj@{k}": v for k, v in self.maj_at_k.items()})
         return out
 
@@ -146,6 +153,7 @@ class EvalReport:
             ("format ok", f"{self.format_ok:.3f}"),
             ("mean reward", f"{self.mean_reward:.3f}"),
             ("tool calls / task", f"{self.tool_calls_per_task:.2f}"),
+            *((f"  {name or 'malformed'} calls / task", f"{v:.2f}") for name, v in sorted(self.tool_calls_by_tool.items())),
             ("tool-use rate", f"{self.tool_use_rate:.3f}"),
             ("tool success rate", "n/a (no calls)" if self.tool_success_rate is None else f"{self.tool_success_rate:.3f}"),
             ("turns / trajectory", f"{self.mean_turns:.2f}"),
@@ -155,6 +163,8 @@ class EvalReport:
             ("successful execution", f"{self.successful_execution:.3f}"),
             ("reasoning length (P/L x1000)", f"{self.reasoning_length:.3f}"),
         ]
+        if self.search_hit_rate is not None:
+            rows.append(("searches that found a needed article", f"{self.search_hit_rate:.3f}"))
         if self.conciseness is not None:
             rows.append(
                 ("conciseness (judge)", f"{self.conciseness:.3f}" + (f" ({self.conciseness_unread} unread)" if self.conciseness_unread else ""))
@@ -232,6 +242,12 @@ def summarize_eval(
     answered = [s for s in calls if s.observation is not None]
     failed_calls = [sum(1 for s in t.steps if s.call is not None and failed_call(s.observation)) for t in scored]
     tool_tokens = [t.metrics.get("tool_tokens", 0.0) for t in scored]
+    by_tool = Counter(s.call.name for s in calls)
+    hits: list[bool] = []  # per search call of a task with a plan (lookup): did it find a needed article?
+    for task, group in zip(tasks, groups):
+        if task.meta.get("hops"):
+            live = [t for t in group if t.stop_reason is not StopReason.ERROR]
+            hits += [found_needed(task, s.observation) for t in live for s in t.steps if s.call is not None and s.call.name == "search"]
     all_trajs = [t for g in groups for t in g]
     return EvalReport(
         n_tasks=len(tasks),
@@ -245,6 +261,8 @@ def summarize_eval(
         maj_at_k=maj,
         format_ok=sum(1 for t in scored if not protocol.format_error(t.text)) / n,
         tool_calls_per_task=len(calls) / n,
+        tool_calls_by_tool={name: c / n for name, c in sorted(by_tool.items())},
+        search_hit_rate=sum(hits) / len(hits) if hits else None,
         tool_use_rate=sum(1 for t in scored if t.n_tool_calls > 0) / n,
         tool_success_rate=sum(1 for s in answered if s.observation.ok) / len(answered) if answered else None,
         mean_turns=sum(len(t.steps) for t in scored) / n,

@@ -21,6 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tirl.cache import cache_dir
 from tirl.errors import UserError
 
 SMOLLM2 = "smollm2-135m-instruct"
@@ -39,12 +40,6 @@ class LoadedModel:
     model: object  # transformers PreTrainedModel
     tokenizer: object  # transformers PreTrainedTokenizerBase
     path: Path | None  # directory it was loaded from, when local
-
-
-def cache_dir() -> Path:
-    """Root of tirl's on-disk cache; ``TIRL_CACHE`` overrides it."""
-    root = os.environ.get("TIRL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "tirl")
-    return Path(root)
 
 
 def _smollm2_gguf_dir() -> Path:

@@ -13,6 +13,7 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tirl.errors import UserError
 from tirl.protocol.answer import last_boxed
 from tirl.tools.base import Tool
 from tirl.types import Observation, Script, ScriptStep, Task, ToolCall
@@ -107,6 +108,8 @@ class Protocol(abc.ABC):
         exercises exactly the parser the model's text goes through)."""
         if step.code is None:
             return None
+        if step.tool not in self.tools:
+            raise UserError(f"a scripted step calls the {step.tool!r} tool, which this run does not offer (tools: {', '.join(self.tools) or 'none'})")
         return self.parse_turn(self.render_step(step), ended_by_eos=False).call
 
     # -- reward support --------------------------------------------------------------------

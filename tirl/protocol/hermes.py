@@ -106,7 +106,9 @@ class HermesProtocol(Protocol):
     def render_step(self, step: ScriptStep) -> str:
         text = step.thought
         if step.code is not None:
-            text += f"\n{_OPEN}\n" + json.dumps({"name": "python", "arguments": {"code": step.code}}) + f"\n{_CLOSE}"
+            tool = self.tools.get(step.tool)
+            arg = tool.main_arg if tool is not None else "code"
+            text += f"\n{_OPEN}\n" + json.dumps({"name": step.tool, "arguments": {arg: step.code}}) + f"\n{_CLOSE}"
         return text
 
     def render_final(self, script: Script) -> str:

@@ -61,6 +61,14 @@ class TagProtocol(Protocol):
                 "<result>\n6170\n</result>",
                 "<answer>The answer is \\boxed{6170}.</answer>",
             ]
+        if "search" in self.tools:
+            lines += [
+                "Example:",
+                "<think>I look it up.</think>",
+                "<search>Eiffel Tower height</search>",
+                "<result>\nDoc 1 (Title: Eiffel Tower) The Eiffel Tower is 330 metres tall.\n</result>",
+                "<answer>The answer is \\boxed{330}.</answer>",
+            ]
         return "\n".join(lines)
 
     def stop_strings(self) -> tuple[str, ...]:
@@ -96,7 +104,9 @@ class TagProtocol(Protocol):
     def render_step(self, step: ScriptStep) -> str:
         text = f"<think>{step.thought}</think>\n"
         if step.code is not None:
-            text += f"<python>\n{step.code}\n</python>"
+            # code on lines of its own (as models write it); a query inline: <search>query</search>
+            body = f"\n{step.code}\n" if step.tool == "python" else step.code
+            text += f"<{step.tool}>{body}</{step.tool}>"
         return text
 
     def render_final(self, script: Script) -> str:

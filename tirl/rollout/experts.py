@@ -4,8 +4,9 @@ expert-guided samples, ALGORITHMS.md §5; usable by any recipe that learns from 
 One interface, ``ExpertSource.solve(tasks, protocol, tokenizer) -> [Trajectory | None]``, three
 kinds of source:
 
-- ``ReferenceExperts`` — the built-in reference solver of a synthetic task (``arith``): its
-  scripted solution is executed by tirl's tools (``tirl.rollout.script.script_trajectory``).
+- ``ReferenceExperts`` — the built-in reference solver of a synthetic task (``arith``,
+  ``lookup``; ``tirl.tasks.reference``): its scripted solution is executed by tirl's tools
+  (``tirl.rollout.script.script_trajectory``).
 - ``FileExperts`` — a JSONL of trajectories in the rollout schema (``tirl.rollout.io``), e.g. an
   earlier run's ``trajectories/*.jsonl`` or an expert set written by a stronger model; the
   first trajectory of each task (the first correct one with ``correct_only``).
@@ -71,25 +72,27 @@ def expert_tokens(traj: Trajectory) -> int:
 
 
 class ReferenceExperts:
-    """The ``arith`` reference solver (``tirl.tasks.arith.reference_solution``)."""
+    """The reference solver of each task's source (``tirl.tasks.reference``)."""
 
-    name = "arith-reference"
+    name = "reference"
 
     def __init__(self, concurrency: int = 8):
         self.concurrency = concurrency
 
     async def solve(self, tasks: Sequence[Task], protocol: Protocol, tokenizer) -> list[Trajectory | None]:
-        from tirl.tasks.arith import reference_solution
+        from tirl.tasks.reference import SOLVERS, check, has_solver, reference_solution
 
-        bad = [t.id for t in tasks if t.meta.get("source") != "arith"]
+        bad = [t.id for t in tasks if not has_solver(t)]
         if bad:
-            raise ValueError(f"expert source arith-reference solves arith tasks only; got {bad[:3]} (use a JSONL file or a model as the expert)")
+            raise ValueError(
+                f"the reference expert solves {', '.join(SOLVERS)} tasks only; got {bad[:3]} (use a JSONL file or a model as the expert)"
+            )
         sem = asyncio.Semaphore(self.concurrency)
 
         async def one(task: Task) -> Trajectory | None:
             async with sem:
                 tr = await script_trajectory(task, reference_solution(task), protocol, tokenizer)
-            return None if tr.stop_reason is StopReason.ERROR else tr
+            return None if tr.stop_reason is StopReason.ERROR or check(task, tr) is not None else tr
 
         return list(await asyncio.gather(*(one(t) for t in tasks)))
 
@@ -208,10 +211,12 @@ def retokenise(traj: Trajectory, prompt_ids: list[int], src_tok, dst_tok) -> Tra
 def make_expert_source(
     spec: str, *, rollout: RolloutConfig, policy_engine: Engine | None = None, endpoints=None, seed: int = 0, correct_only: bool = True
 ) -> ExpertSource:
-    """The source a config names: ``arith-reference``; a ``.jsonl`` path; ``openai:<name>`` (an
+    """The source a config names: ``reference`` (or ``arith-reference``); a ``.jsonl`` path; ``openai:<name>`` (an
     endpoint of the ``endpoints`` section; its tokenizer is the endpoint's, else the policy's);
     or a local model (alias, directory or hub id) run by an in-process HFEngine."""
-    if spec == "arith-reference":
+    from tirl.tasks.reference import is_reference
+
+    if is_reference(spec):
         return ReferenceExperts()
     if spec.endswith(".jsonl"):
         return FileExperts(spec, correct_only=correct_only)

@@ -5,6 +5,10 @@
 - "arith": generated; ``n`` is required. Options: ``difficulty`` (a level 1..5 or a list of
   levels, default all), ``start`` (index of the first problem). Splits "train", "val", "test"
   never share a problem (see ``tirl.tasks.arith``).
+- "lookup": generated multi-hop questions about the fictional world of ``seed``
+  (``tirl.tasks.lookup``); ``n`` is required. Options: ``difficulty`` (a level 1..4 or a list of
+  levels, default all), ``start``. Splits never share an entity. The search tool's corpus for
+  it is ``tirl.tasks.lookup.corpus_path(seed)``.
 - "champ": the 270 CHAMP problems; splits "train" (~80%), "test" (~20%) or "all".
 - a file: options are those of ``tirl.tasks.files`` (``id_field``, ``prompt_field``,
   ``answer_field``, ``meta_fields``, ``verifier``, ``skip_bad``). A file is one split: ``split``
@@ -24,6 +28,7 @@ from typing import Any
 from tirl.tasks.arith import generate_arith
 from tirl.tasks.champ import load_champ
 from tirl.tasks.files import LOADERS, TaskLoadError, load_file
+from tirl.tasks.lookup import default_world, generate_lookup
 from tirl.types import Task
 
 
@@ -45,13 +50,22 @@ def _arith(n: int | None, seed: int, split: str, **options: Any) -> list[Task]:
     return generate_arith(n, seed, split=split, **options)
 
 
+def _lookup(n: int | None, seed: int, split: str, **options: Any) -> list[Task]:
+    if n is None:
+        raise ValueError("'lookup' generates questions without end: pass n")
+    unknown = set(options) - {"difficulty", "start"}
+    if unknown:
+        raise TypeError(f"unknown option(s) for 'lookup': {', '.join(sorted(unknown))} (known: difficulty, start)")
+    return generate_lookup(n, default_world(seed), split=split, **options)
+
+
 def _champ(n: int | None, seed: int, split: str, **options: Any) -> list[Task]:
     if options:
         raise TypeError(f"'champ' takes no options, got {', '.join(sorted(options))}")
     return _subset(load_champ(split), n, seed)
 
 
-SOURCES: dict[str, Callable[..., list[Task]]] = {"arith": _arith, "champ": _champ}
+SOURCES: dict[str, Callable[..., list[Task]]] = {"arith": _arith, "champ": _champ, "lookup": _lookup}
 
 
 def load_tasks(name: str, n: int | None = None, seed: int = 0, split: str = "train", **options: Any) -> list[Task]:

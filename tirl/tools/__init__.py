@@ -1,7 +1,8 @@
 """Tools the model can call (DESIGN.md, "Tools and the sandbox").
 
 ``make_tool(name, **kwargs)`` builds a tool by name: ``make_tool("python", workers=4)``
-passes the keyword arguments to the tool's config (SandboxConfig fields for the sandbox).
+passes the keyword arguments to the tool's config (SandboxConfig fields for the sandbox,
+SearchConfig fields for search: ``make_tool("search", corpus="docs/")``).
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from typing import Any
 from tirl.tools.base import Tool, schema
 from tirl.tools.calculator import Calculator
 from tirl.tools.python_sandbox import PythonSandbox, SandboxConfig, SandboxUnavailable
+from tirl.tools.search import SearchConfig, SearchTool
 
 TOOLS: dict[str, Callable[..., Tool]] = {
     "python": lambda **kwargs: PythonSandbox(SandboxConfig(**kwargs)),
     "calculator": lambda **kwargs: Calculator(**kwargs),
+    "search": lambda **kwargs: SearchTool(SearchConfig(**kwargs)),
 }
 
 
@@ -28,4 +31,4 @@ def make_tool(name: str, **kwargs: Any) -> Tool:
     return factory(**kwargs)
 
 
-__all__ = ["TOOLS", "Calculator", "PythonSandbox", "SandboxConfig", "SandboxUnavailable", "Tool", "make_tool", "schema"]
+__all__ = ["TOOLS", "Calculator", "PythonSandbox", "SandboxConfig", "SandboxUnavailable", "SearchConfig", "SearchTool", "Tool", "make_tool", "schema"]

@@ -16,6 +16,7 @@ from tirl.rollout.fit import Fit, fit_tasks
 from tirl.tasks import load_tasks
 from tirl.tools import PythonSandbox, SandboxConfig, make_tool
 from tirl.tools.base import Tool
+from tirl.tools.search import SearchConfig, SearchTool
 from tirl.types import Task
 
 
@@ -25,6 +26,19 @@ def sandbox_config(cfg: Config) -> SandboxConfig:
     return SandboxConfig(**cfg.tools.sandbox.model_dump())
 
 
+def search_config(cfg: Config) -> SearchConfig:
+    """The search tool's own dataclass from ``tools.retrieval``. A run on ``lookup`` that names no
+    corpus, index or server searches the task's generated corpus (``tirl.tasks.lookup``)."""
+    r = cfg.tools.retrieval.model_dump()
+    if not (r["corpus"] or r["index"] or r["url"]):
+        if cfg.task.name != "lookup":
+            raise ConfigError("config error: tools.search=true needs tools.retrieval.corpus, tools.retrieval.index or tools.retrieval.url")
+        from tirl.tasks.lookup import corpus_path
+
+        r["corpus"] = str(corpus_path(cfg.task.seed))
+    return SearchConfig(**r)
+
+
 def build_tools(cfg: Config) -> list[Tool]:
     t = cfg.tools
     tools: list[Tool] = []
@@ -32,6 +46,8 @@ def build_tools(cfg: Config) -> list[Tool]:
         tools.append(PythonSandbox(sandbox_config(cfg)))
     if t.calculator:
         tools.append(make_tool("calculator"))
+    if t.search if t.search is not None else cfg.task.name == "lookup":
+        tools.append(SearchTool(search_config(cfg)))
     return tools
 
 
@@ -51,7 +67,7 @@ def rewards(cfg: Config, protocol: Protocol, progress: Progress | None = None) -
 
 
 def tasks(cfg: Config, split: str, n: int) -> list[Task]:
-    opts = {"difficulty": cfg.task.difficulty} if cfg.task.difficulty is not None and cfg.task.name == "arith" else {}
+    opts = {"difficulty": cfg.task.difficulty} if cfg.task.difficulty is not None and cfg.task.name in ("arith", "lookup") else {}
     return load_tasks(cfg.task.name, n=n, seed=cfg.task.seed, split=split, **opts)
 
 

@@ -27,6 +27,7 @@ from tirl.rewards.compose import apply_rewards
 from tirl.rewards.schedule import Progress
 from tirl.rollout.fit import NoTaskFits
 from tirl.rollout.tree import tree_metrics
+from tirl.tasks.reference import is_reference
 from tirl.train import components as C
 from tirl.train.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
 from tirl.train.data import TaskStream
@@ -303,7 +304,7 @@ class RLTrainer:
     def warmup_sft(self, on_step: Callable | None = None) -> list:
         """SFT on the configured source before RL (the SFT-then-RL baseline's first stage)."""
         s = self.cfg.sft
-        if s.source == "arith-reference":
+        if is_reference(s.source):
             tasks = C.tasks(self.cfg, "train", s.n_examples)
             trajs = self.runner.run(reference_trajectories(tasks, self.rt.protocol, self.tokenizer))
         else:

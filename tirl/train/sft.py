@@ -1,7 +1,7 @@
 """Supervised fine-tuning on trajectories, with the same masks as RL (tool output never trained).
 
-Sources: the ``arith`` reference solver (its scripted solutions executed for real in the
-sandbox, so the observations are genuine) or a rollout JSONL (correct trajectories only by
+Sources: the reference solvers of ``arith`` and ``lookup`` (their scripted solutions executed
+for real with the run's tools, so the observations are genuine) or a rollout JSONL (correct trajectories only by
 default). This is the warm-up of the SFT-then-RL baseline and of later recipes.
 """
 
@@ -22,7 +22,7 @@ from tirl.models.checkpointing import checkpointed_layers
 from tirl.protocol.base import Protocol
 from tirl.rollout import read_jsonl, script_trajectory
 from tirl.rollout.masks import SFT_ORIGINS, loss_mask
-from tirl.tasks.arith import reference_solution
+from tirl.tasks.reference import check, reference_solution
 from tirl.train.logprobs import first_scored_position, token_logprobs
 from tirl.train.policy import make_optimizer
 from tirl.train.rows import collate
@@ -31,8 +31,9 @@ from tirl.types import StopReason, Task, TrainRow, Trajectory
 
 
 async def reference_trajectories(tasks: list[Task], protocol: Protocol, tokenizer, concurrency: int = 8) -> list[Trajectory]:
-    """Execute the reference solver's script of every task; drop (and count) any whose
-    execution failed, so a broken sandbox never becomes training data."""
+    """Execute the reference solver's script of every task; drop any whose execution failed or
+    whose check fails (a search that missed its article), so a broken sandbox or index never
+    becomes training data."""
     sem = asyncio.Semaphore(concurrency)
 
     async def one(task: Task) -> Trajectory:
@@ -40,7 +41,11 @@ async def reference_trajectories(tasks: list[Task], protocol: Protocol, tokenize
             return await script_trajectory(task, reference_solution(task), protocol, tokenizer)
 
     trajs = await asyncio.gather(*(one(t) for t in tasks))
-    return [t for t in trajs if t.stop_reason is StopReason.ANSWER and all(s.observation.ok for s in t.steps if s.call)]
+    return [
+        tr
+        for task, tr in zip(tasks, trajs)
+        if tr.stop_reason is StopReason.ANSWER and all(s.observation.ok for s in tr.steps if s.call) and check(task, tr) is None
+    ]
 
 
 def file_trajectories(path: str, all_trajectories: bool = False) -> list[Trajectory]:
