@@ -11,6 +11,7 @@ from tirl.cli.bench_cmd import bench_app
 from tirl.cli.curate_cmd import curriculum_cmd, flywheel_cmd, repair_cmd
 from tirl.cli.rm_cmd import rm_app
 from tirl.cli.rollout_cmd import rollout_cmd
+from tirl.cli.tool_byo_cmd import custom_cmd, mcp_cmd
 from tirl.cli.tool_cmd import tool_app
 from tirl.cli.train_cmd import eval_cmd, sft_cmd, train_cmd
 from tirl.errors import UserError
@@ -47,6 +48,8 @@ app.command("repair")(repair_cmd)
 app.command("flywheel")(flywheel_cmd)
 app.command("curriculum")(curriculum_cmd)
 app.add_typer(bench_app, name="bench", help="Benchmarks: tirl bench rollout.")
+tool_app.command("mcp")(mcp_cmd)  # tools the user brings (tools.mcp, tools.custom), tried by hand
+tool_app.command("custom")(custom_cmd)
 app.add_typer(tool_app, name="tool", help="Try a tool by hand: tirl tool python --code '1+1'.")
 app.add_typer(rm_app, name="rm", help="Trajectory reward model: tirl rm train PAIRS --out DIR; tirl rm score DIR FILE.")
 

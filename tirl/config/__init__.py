@@ -26,6 +26,7 @@ from tirl.config.rollout import RolloutConfig
 from tirl.config.root import Config
 from tirl.config.strategy import ARPOConfig, E3Config, ELPOConfig, StrategyConfig
 from tirl.config.task import TaskConfig
+from tirl.config.tool_sources import CustomToolSection, MCPServerSection
 from tirl.config.tools import SANDBOX_ALIASES, SandboxSection, ToolsConfig
 from tirl.config.train import RunConfig, SFTConfig, TrainConfig
 
@@ -34,6 +35,7 @@ __all__ = [
     "AlgoConfig",
     "Config",
     "ConfigError",
+    "CustomToolSection",
     "E3Config",
     "ELPOConfig",
     "EfficiencyRewardConfig",
@@ -41,6 +43,7 @@ __all__ = [
     "FlywheelConfig",
     "HFEngineConfig",
     "LoraConfig",
+    "MCPServerSection",
     "ModelConfig",
     "OpenAIEngineConfig",
     "OptimConfig",

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from tirl.config.base import Section
+from tirl.config.tool_sources import CustomToolSection, MCPServerSection
 
 
 class SandboxSection(Section):
@@ -93,6 +94,11 @@ class ToolsConfig(Section):
     calculator: bool = False
     sandbox: SandboxSection = SandboxSection()
     """The Python sandbox's settings (read when ``python`` is on)."""
+    custom: list[CustomToolSection] = []
+    """Tools of the user's own classes: ``"package.module:ClassName"`` or
+    ``{target: ..., kwargs: {...}}`` (docs/DESIGN.md, "Bring your own tools and data")."""
+    mcp: list[MCPServerSection] = []
+    """MCP servers whose tools the model may call (stdio ``command`` or HTTP ``url``)."""
 
     sandbox_workers = _alias("workers", "Alias of sandbox.workers.")
     timeout_s = _alias("timeout_s", "Alias of sandbox.timeout_s.")
