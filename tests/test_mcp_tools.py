@@ -256,3 +256,36 @@ def test_tool_mcp_command_line():
     }
     r = CliRunner().invoke(app, ["tool", "mcp", "--command", cmd, "--call", "nope"])
     assert r.exit_code == 2 and "no tool 'nope'" in r.stderr
+
+
+def test_a_run_starts_and_stops_its_server(tmp_path, tiny):
+    """`tirl eval` with an MCP server in the config: the server runs during the command (its
+    tools are in the system prompt the model saw) and is stopped when the command ends."""
+    from typer.testing import CliRunner
+
+    from tirl.cli.main import app
+
+    pid_file = tmp_path / "pid"
+    entry = {"command": STDIO, "tools": ["echo"], "env": {"MCP_TEST_PID_FILE": str(pid_file)}}
+    argv = ["eval", "--model", "tiny-random", "--n", "1", "--n-tasks", "1", "--max-response-tokens", "4", "--out", str(tmp_path / "out")]
+    r = CliRunner().invoke(app, argv + ["tools.python=false", f"tools.mcp=[{json.dumps(entry)}]"])
+    assert r.exit_code == 0, r.output[-2000:]
+    (tr,) = [json.loads(line) for line in (tmp_path / "out" / "trajectories.jsonl").read_text().splitlines()]
+    prompt = tiny.tokenizer.decode(tr["prompt_token_ids"])
+    assert "<echo>text</echo>: Return the text unchanged." in prompt
+    pid = int(pid_file.read_text())
+    deadline = time.time() + 10
+    while _alive(pid) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid)
+
+
+def test_closing_one_tool_twice_keeps_the_others_connection():
+    tools = open_mcp_tools(MCPServerConfig(command=STDIO, tools=["echo", "add"]))
+    echo, add = tools
+    asyncio.run(echo.aclose())
+    asyncio.run(echo.aclose())
+    assert call(add, a=1, b=1).output == "2"  # still connected: the server has one user left
+    asyncio.run(add.aclose())
+    obs = call(add, a=1, b=1)
+    assert obs.infra_error and "closed" in obs.output

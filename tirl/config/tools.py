@@ -1,5 +1,6 @@
-"""The ``tools`` section: the tool protocol, which tools a run has, and the Python sandbox's
-settings (``tools.sandbox``).
+"""The ``tools`` section: the tool protocol, which tools a run has, the Python sandbox's
+settings (``tools.sandbox``), and the tools a user brings (``tools.custom``, ``tools.mcp``; their
+entries are in ``tool_sources.py``).
 
 ``tools.sandbox`` mirrors the sandbox's own dataclass
 (``tirl.tools.python_sandbox.config.SandboxConfig``) field for field, with the same defaults and

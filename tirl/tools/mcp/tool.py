@@ -110,6 +110,7 @@ class MCPTool:
         self.main_arg = main_arg
         self.timeout_s = cfg.timeout_s
         self.max_output_chars = cfg.max_output_chars
+        self._closed = False
 
     async def run(self, call: ToolCall, session: str) -> Observation:
         t0 = time.perf_counter()
@@ -134,4 +135,6 @@ class MCPTool:
         return None
 
     async def aclose(self) -> None:
-        await self.conn.release()
+        if not self._closed:  # once per tool, so closing a tool twice never closes the others' connection
+            self._closed = True
+            await self.conn.release()
