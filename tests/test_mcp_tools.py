@@ -289,3 +289,51 @@ def test_closing_one_tool_twice_keeps_the_others_connection():
     asyncio.run(add.aclose())
     obs = call(add, a=1, b=1)
     assert obs.infra_error and "closed" in obs.output
+
+
+def test_a_training_run_with_brought_tools_and_an_hf_dataset(tmp_path, tiny):
+    """`tirl train` on a Hugging Face dataset with a custom tool and an MCP server's tool: the
+    tools are in the prompt, a step runs, and the server is stopped when the run ends."""
+    import datasets
+    from typer.testing import CliRunner
+
+    from tirl.cli.main import app
+
+    rows = [{"question": f"What is {i} + {i}?", "answer": f"{i} + {i} = {2 * i}\n#### {2 * i}"} for i in range(6)]
+    ds = datasets.Dataset.from_list(rows)
+    datasets.DatasetDict({"train": ds.select(range(4)), "test": ds.select([4, 5])}).save_to_disk(tmp_path / "gsm")
+    pid_file = tmp_path / "pid"
+    mcp_entry = {"command": STDIO, "tools": ["add"], "env": {"MCP_TEST_PID_FILE": str(pid_file)}}
+    args = [
+        "train",
+        "grpo",
+        "--no-eval",
+        "model.name=tiny-random",
+        f"run.out_dir={tmp_path}",
+        "run.name=r",
+        "train.steps=1",
+        "train.tasks_per_step=1",
+    ]
+    args += ["rollout.group_size=2", "rollout.max_response_tokens=8", "train.checkpoint_every=0", "tools.python=false"]
+    args += ["task.name=hf", f"task.path={tmp_path / 'gsm'}", "task.preset=gsm8k", "task.n_train=4", "task.n_eval=2"]
+    args += ["tools.custom=[tirl.tools.calculator:Calculator]", f"tools.mcp=[{json.dumps(mcp_entry)}]"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output[-2000:]
+    (step,) = [json.loads(line) for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    assert step["step"] == 1
+    (traj,) = [json.loads(line) for line in (tmp_path / "r" / "trajectories" / "step_0001.jsonl").read_text().splitlines()[:1]]
+    prompt = tiny.tokenizer.decode(traj["prompt_token_ids"])
+    assert "<calculator>expression</calculator>" in prompt and '<add>{"a": integer, "b": integer}</add>' in prompt
+    assert traj["gold"] in {"0", "2", "4", "6"}  # a training task of the hf dataset's train split
+    pid = int(pid_file.read_text())
+    deadline = time.time() + 10
+    while _alive(pid) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid)
+
+
+def test_the_sdks_load_only_when_used():
+    # mcp and datasets are imported when a run configures an MCP server or an hf task, not before
+    code = "import sys, tirl.train.components, tirl.cli.main, tirl.tasks; print(sorted({m.split('.')[0] for m in sys.modules} & {'mcp', 'datasets'}))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
