@@ -57,6 +57,15 @@ def inputs(tmp_path_factory) -> Path:
     (d / "unfinished_run").mkdir()
     (d / "unfinished_run" / "config.yaml").write_text("run: {name: unfinished_run}\n")
     (d / "binary.py").write_bytes(b"\x00\xff\xfe\x00")
+    # Hugging Face datasets: a GSM8K-shaped file without the '####' answer line, and a
+    # DatasetDict with a train split only
+    _jsonl(d / "hf_no_marker.jsonl", [{"question": "q", "answer": "no marker"}])
+    try:
+        import datasets
+
+        datasets.DatasetDict({"train": datasets.Dataset.from_list([{"question": "q", "answer": "#### 1"}])}).save_to_disk(d / "hf_train_only")
+    except ImportError:
+        pass
     return d
 
 
@@ -118,6 +127,25 @@ def _cases(d: Path) -> list[tuple[str, list[str], str]]:
             "none is left",
         ),
         ("train-empty-tasks", ["train", "grpo", "model.name=tiny-random", f"task.name={d / 'empty.jsonl'}", f"run.out_dir={d / 'runs'}"], "no tasks"),
+        # tools the user brings (tools.custom, tools.mcp) and Hugging Face datasets (task.name=hf)
+        ("custom-tool-no-module", ev + ["tools.custom=[no_such_module_xyz:Tool]"], "no module named 'no_such_module_xyz'"),
+        ("custom-tool-not-a-tool", ev + ["tools.custom=[json:JSONDecoder]"], "not a tirl Tool"),
+        ("custom-tool-bad-kwarg", ev + ["tools.custom=[{target: 'json:JSONEncoder', kwargs: {colour: red}}]"], "colour"),
+        ("custom-tool-target-form", ev + ["tools.custom=[json.JSONDecoder]"], "package.module:ClassName"),
+        ("custom-tool-name-clash", ev + ["tools.custom=[{target: 'tirl.tools.calculator:Calculator'}]", "tools.calculator=true"], "two tools"),
+        ("mcp-command-missing", ev + ["tools.mcp=[{command: no-such-mcp-server-xyz}]"], "cannot start the MCP server"),
+        ("mcp-server-exits", ev + ["tools.mcp=[{command: 'python3 -c \"raise SystemExit(7)\"'}]"], "did it exit"),
+        ("mcp-two-transports", ev + ["tools.mcp=[{command: x, url: 'http://127.0.0.1:9/mcp'}]"], "exactly one"),
+        ("hf-no-path", ev + ["--task", "hf"], "task.path"),
+        ("hf-path-missing", ev + ["--task", "hf", f"task.path={d / 'no_such_dataset'}"], "no such file"),
+        ("hf-no-marker", ev + ["--task", "hf", f"task.path={d / 'hf_no_marker.jsonl'}", "task.preset=gsm8k"], "####"),
+        ("hf-missing-column", ev + ["--task", "hf", f"task.path={d / 'hf_no_marker.jsonl'}", "task.preset=math"], "missing column"),
+        ("hf-missing-split", ev + ["--task", "hf", f"task.path={d / 'hf_train_only'}", "task.preset=gsm8k"], "no split 'test' (splits: train)"),
+        (
+            "train-hf-path-missing",
+            ["train", "grpo", "model.name=tiny-random", "task.name=hf", "task.path=./no/such/dir", f"run.out_dir={d / 'runs'}", "run.name=hf"],
+            "no such file",
+        ),
     ]
     return cases
 

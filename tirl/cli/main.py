@@ -12,6 +12,7 @@ from tirl.cli.curate_cmd import curriculum_cmd, flywheel_cmd, repair_cmd
 from tirl.cli.rm_cmd import rm_app
 from tirl.cli.rollout_cmd import rollout_cmd
 from tirl.cli.search_cmd import index_app, serve_app
+from tirl.cli.tool_byo_cmd import custom_cmd, mcp_cmd
 from tirl.cli.tool_cmd import tool_app
 from tirl.cli.train_cmd import eval_cmd, sft_cmd, train_cmd
 from tirl.errors import UserError
@@ -48,6 +49,8 @@ app.command("repair")(repair_cmd)
 app.command("flywheel")(flywheel_cmd)
 app.command("curriculum")(curriculum_cmd)
 app.add_typer(bench_app, name="bench", help="Benchmarks: tirl bench rollout.")
+tool_app.command("mcp")(mcp_cmd)  # tools the user brings (tools.mcp, tools.custom), tried by hand
+tool_app.command("custom")(custom_cmd)
 app.add_typer(tool_app, name="tool", help="Try a tool by hand: tirl tool python --code '1+1'; tirl tool search --corpus F --query Q.")
 app.add_typer(index_app, name="index", help="Search indexes: tirl index build CORPUS --out DIR.")
 app.add_typer(serve_app, name="serve", help="Servers: tirl serve retriever --index DIR --port P (the Search-R1 /retrieve API).")

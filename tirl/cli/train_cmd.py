@@ -256,9 +256,14 @@ def eval_cmd(
     if out is not None:
         prepare_out(out)
     tasks = C.tasks(cfg, split, n_tasks)  # bad task input fails before the model loads
-    policy = Policy(cfg)
-    policy.model.eval()
-    rt = C.build_runtime(cfg, policy.model, policy.tokenizer, seed=cfg.train.seed)
+    tools = C.build_tools(cfg)  # and so does a bad tool (tools.custom, tools.mcp)
+    try:
+        policy = Policy(cfg)
+        policy.model.eval()
+        rt = C.build_runtime(cfg, policy.model, policy.tokenizer, seed=cfg.train.seed, tools=tools)
+    except BaseException:
+        C.close_tools(tools)
+        raise
     fit = C.fit(rt, tasks)
     tasks = fit.require("held-out tasks")
     if fit.note():

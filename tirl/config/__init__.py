@@ -27,6 +27,7 @@ from tirl.config.root import Config
 from tirl.config.search import RetrievalSection
 from tirl.config.strategy import ARPOConfig, E3Config, ELPOConfig, StrategyConfig
 from tirl.config.task import TaskConfig
+from tirl.config.tool_sources import CustomToolSection, MCPServerSection
 from tirl.config.tools import SANDBOX_ALIASES, SandboxSection, ToolsConfig
 from tirl.config.train import RunConfig, SFTConfig, TrainConfig
 
@@ -35,6 +36,7 @@ __all__ = [
     "AlgoConfig",
     "Config",
     "ConfigError",
+    "CustomToolSection",
     "E3Config",
     "ELPOConfig",
     "EfficiencyRewardConfig",
@@ -42,6 +44,7 @@ __all__ = [
     "FlywheelConfig",
     "HFEngineConfig",
     "LoraConfig",
+    "MCPServerSection",
     "ModelConfig",
     "OpenAIEngineConfig",
     "OptimConfig",

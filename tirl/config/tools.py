@@ -1,5 +1,6 @@
-"""The ``tools`` section: the tool protocol, which tools a run has, and the Python sandbox's
-settings (``tools.sandbox``).
+"""The ``tools`` section: the tool protocol, which tools a run has, the Python sandbox's
+settings (``tools.sandbox``), and the tools a user brings (``tools.custom``, ``tools.mcp``; their
+entries are in ``tool_sources.py``).
 
 ``tools.sandbox`` mirrors the sandbox's own dataclass
 (``tirl.tools.python_sandbox.config.SandboxConfig``) field for field, with the same defaults and
@@ -22,6 +23,7 @@ from pydantic import Field, model_validator
 
 from tirl.config.base import Section
 from tirl.config.search import RetrievalSection
+from tirl.config.tool_sources import CustomToolSection, MCPServerSection
 
 
 class SandboxSection(Section):
@@ -99,6 +101,11 @@ class ToolsConfig(Section):
     """The Python sandbox's settings (read when ``python`` is on)."""
     retrieval: RetrievalSection = RetrievalSection()
     """Where the search tool looks and how it shows results (read when ``search`` is on)."""
+    custom: list[CustomToolSection] = []
+    """Tools of the user's own classes: ``"package.module:ClassName"`` or
+    ``{target: ..., kwargs: {...}}`` (docs/DESIGN.md, "Bring your own tools and data")."""
+    mcp: list[MCPServerSection] = []
+    """MCP servers whose tools the model may call (stdio ``command`` or HTTP ``url``)."""
 
     sandbox_workers = _alias("workers", "Alias of sandbox.workers.")
     timeout_s = _alias("timeout_s", "Alias of sandbox.timeout_s.")

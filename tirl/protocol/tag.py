@@ -4,10 +4,15 @@ The model thinks in ``<think>…</think>``, calls a tool by writing its argument
 tool's tags (``<python>code</python>``; generation stops at the closing tag), the environment
 appends ``<result>\\n{output}\\n</result>`` (never trained), and the model ends with
 ``<answer>… \\boxed{X} …</answer>``.
+
+A tool whose ``main_arg`` is ``""`` (an MCP or custom tool without one string argument) takes a
+JSON object of all its arguments between its tags (``<add>{"a": 1, "b": 2}</add>``; empty tags
+mean ``{}``); the system prompt shows the object's keys and types.
 """
 
 from __future__ import annotations
 
+import json
 import re
 
 from tirl.protocol.base import ParsedTurn, Protocol, strip_trailing_special
@@ -35,6 +40,37 @@ def _ends_with_tag(text: str, tag: str) -> int:
     return pos
 
 
+def _json_shape(parameters: dict) -> str:
+    """``{"a": integer, "b": integer, "unit"?: string}``: the keys and types a JSON-body tool takes
+    (``?`` marks an optional key)."""
+    props = parameters.get("properties") or {}
+    required = set(parameters.get("required") or [])
+    items = []
+    for k, p in props.items():
+        kind = p.get("type", "any") if isinstance(p, dict) else "any"
+        kind = "|".join(map(str, kind)) if isinstance(kind, list) else str(kind)
+        items.append(f"{json.dumps(k)}{'' if k in required else '?'}: {kind}")
+    return "{" + ", ".join(items) + "}"
+
+
+def _json_arguments(name: str, parameters: dict, body: str) -> tuple[dict, str | None]:
+    """The arguments object written between a JSON-body tool's tags, or the error the model reads."""
+    shape = _json_shape(parameters)
+    if not body.strip():
+        args: object = {}
+    else:
+        try:
+            args = json.loads(body)
+        except (ValueError, RecursionError):
+            return {}, f"the input of <{name}> must be a JSON object of its arguments: {shape}"
+    if not isinstance(args, dict):
+        return {}, f"the input of <{name}> must be a JSON object of its arguments: {shape}"
+    missing = [k for k in parameters.get("required") or [] if k not in args]
+    if missing:
+        return {}, f"missing argument(s) for {name}: {', '.join(missing)} (expected {shape})"
+    return args, None
+
+
 class TagProtocol(Protocol):
     name = "tag"
 
@@ -51,7 +87,7 @@ class TagProtocol(Protocol):
             ]
         for t in self.tools.values():
             # the tag carries the tool's one main argument, so its JSON schema would only add noise
-            lines.append(f"- <{t.name}>{t.main_arg}</{t.name}>: {t.description}")
+            lines.append(f"- <{t.name}>{t.main_arg or _json_shape(t.parameters)}</{t.name}>: {t.description}")
         lines.append("When you are done, give the final answer inside <answer> </answer> with the result in \\boxed{}.")
         if "python" in self.tools:
             lines += [
@@ -89,6 +125,9 @@ class TagProtocol(Protocol):
             if start < 0:
                 return ParsedTurn(call=ToolCall(name=name, arguments={}, raw=raw, error=f"found {close} without an opening <{name}> tag"))
             arg = strip_code_fence(turn_text[start + len(name) + 2 : pos]).strip("\n")
+            if tool.main_arg == "":
+                args, error = _json_arguments(name, tool.parameters, arg)
+                return ParsedTurn(call=ToolCall(name=name, arguments=args, raw=raw, error=error))
             if not arg.strip():
                 return ParsedTurn(
                     call=ToolCall(name=name, arguments={}, raw=raw, error=f"empty <{name}> call: put the {tool.main_arg} between the tags")

@@ -50,7 +50,7 @@ class FieldMap:
     verifier: str = "math"
 
 
-def _where(path: Path, pos: str) -> str:
+def _where(path: Path | str, pos: str) -> str:
     return f"{path}, {pos}"
 
 
@@ -116,9 +116,14 @@ def _task(record: Any, fields: FieldMap, source: str, default_id: str, where: st
     )
 
 
-def _collect(rows: Iterator[tuple[str, Any]], path: Path, fields: FieldMap, skip_bad: bool) -> list[Task]:
-    """Turn (position, record-or-error) pairs into tasks, checking ids are unique."""
-    source = f"file:{path.name}"
+def _collect(
+    rows: Iterator[tuple[str, Any]], path: Path | str, fields: FieldMap, skip_bad: bool, source: str | None = None, stem: str | None = None
+) -> list[Task]:
+    """Turn (position, record-or-error) pairs into tasks, checking ids are unique. ``path``
+    names the source in errors; ``source`` (``Task.meta["source"]``) and ``stem`` (of default
+    ids) default to the file's name and stem (the Hugging Face loader gives its own)."""
+    source = source or f"file:{Path(path).name}"
+    stem = stem or Path(path).stem
     tasks: list[Task] = []
     first_seen: dict[str, str] = {}
     errors: list[str] = []
@@ -127,7 +132,7 @@ def _collect(rows: Iterator[tuple[str, Any]], path: Path, fields: FieldMap, skip
         try:
             if isinstance(record, TaskLoadError):
                 raise record
-            task = _task(record, fields, source, f"{path.stem}-{row_number}", where)
+            task = _task(record, fields, source, f"{stem}-{row_number}", where)
             if task.id in first_seen:
                 raise TaskLoadError(f"{where}: id {task.id!r} repeats the id at {first_seen[task.id]}")
         except TaskLoadError as e:
@@ -139,7 +144,7 @@ def _collect(rows: Iterator[tuple[str, Any]], path: Path, fields: FieldMap, skip
         tasks.append(task)
     shown = "; ".join(errors[:_MAX_REPORTED]) + ("; ..." if len(errors) > _MAX_REPORTED else "")
     if not tasks:  # an empty task list would "evaluate" to accuracy 0 on nothing
-        raise TaskLoadError(f"{path}: no tasks" + (f" (all {len(errors)} rows are bad: {shown})" if errors else " (the file has no rows)"))
+        raise TaskLoadError(f"{path}: no tasks" + (f" (all {len(errors)} rows are bad: {shown})" if errors else " (it has no rows)"))
     if errors:
         warnings.warn(f"skipped {len(errors)} bad rows of {path} (kept {len(tasks)}): {shown}", stacklevel=3)
     return tasks

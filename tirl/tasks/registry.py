@@ -10,6 +10,8 @@
   levels, default all), ``start``. Splits never share an entity. The search tool's corpus for
   it is ``tirl.tasks.lookup.corpus_path(seed)``.
 - "champ": the 270 CHAMP problems; splits "train" (~80%), "test" (~20%) or "all".
+- "hf": a Hugging Face dataset (``tirl.tasks.hf``); options: ``path`` (required), ``subset``,
+  ``preset`` and the field mapping below; ``split`` is the dataset's split.
 - a file: options are those of ``tirl.tasks.files`` (``id_field``, ``prompt_field``,
   ``answer_field``, ``meta_fields``, ``verifier``, ``skip_bad``). A file is one split: ``split``
   is not used to filter it.
@@ -28,6 +30,7 @@ from typing import Any
 from tirl.tasks.arith import generate_arith
 from tirl.tasks.champ import load_champ
 from tirl.tasks.files import LOADERS, TaskLoadError, load_file
+from tirl.tasks.hf import load_hf
 from tirl.tasks.lookup import default_world, generate_lookup
 from tirl.types import Task
 
@@ -65,7 +68,13 @@ def _champ(n: int | None, seed: int, split: str, **options: Any) -> list[Task]:
     return _subset(load_champ(split), n, seed)
 
 
-SOURCES: dict[str, Callable[..., list[Task]]] = {"arith": _arith, "champ": _champ, "lookup": _lookup}
+def _hf(n: int | None, seed: int, split: str, path: str | None = None, **options: Any) -> list[Task]:
+    if not path:
+        raise TaskLoadError("task 'hf' needs a path (task.path: a hub dataset id or a local path)")
+    return _subset(load_hf(path, split, **options), n, seed)
+
+
+SOURCES: dict[str, Callable[..., list[Task]]] = {"arith": _arith, "champ": _champ, "hf": _hf, "lookup": _lookup}
 
 
 def load_tasks(name: str, n: int | None = None, seed: int = 0, split: str = "train", **options: Any) -> list[Task]:

@@ -3,6 +3,8 @@ Shared by the RL trainer, SFT and evaluation so every entry point builds them th
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 from dataclasses import dataclass
 
 from tirl.config import Config, ConfigError, RolloutConfig
@@ -16,6 +18,8 @@ from tirl.rollout.fit import Fit, fit_tasks
 from tirl.tasks import load_tasks
 from tirl.tools import PythonSandbox, SandboxConfig, make_tool
 from tirl.tools.base import Tool
+from tirl.tools.checks import check_unique
+from tirl.tools.custom import load_custom_tool
 from tirl.tools.search import SearchConfig, SearchTool
 from tirl.types import Task
 
@@ -40,15 +44,57 @@ def search_config(cfg: Config) -> SearchConfig:
 
 
 def build_tools(cfg: Config) -> list[Tool]:
+    """The run's tools: the built-ins it enables, then ``tools.custom`` and ``tools.mcp`` (a
+    class that does not import or is not a Tool, an MCP server that does not start, two tools
+    of one name: a one-line ``ToolSetupError``, raised before any model loads when the caller
+    builds tools first). What was started before a failure is closed again."""
     t = cfg.tools
     tools: list[Tool] = []
-    if t.python:
-        tools.append(PythonSandbox(sandbox_config(cfg)))
-    if t.calculator:
-        tools.append(make_tool("calculator"))
-    if t.search if t.search is not None else cfg.task.name == "lookup":
-        tools.append(SearchTool(search_config(cfg)))
+    try:
+        if t.python:
+            tools.append(PythonSandbox(sandbox_config(cfg)))
+        if t.calculator:
+            tools.append(make_tool("calculator"))
+        if t.search if t.search is not None else cfg.task.name == "lookup":
+            tools.append(SearchTool(search_config(cfg)))
+        tools += user_tools(cfg)
+        check_unique(tools)
+    except BaseException:
+        close_tools(tools)
+        raise
     return tools
+
+
+def user_tools(cfg: Config) -> list[Tool]:
+    """The tools the user brings: ``tools.custom`` classes and the tools of ``tools.mcp`` servers."""
+    tools: list[Tool] = []
+    try:
+        for i, c in enumerate(cfg.tools.custom):
+            tools.append(load_custom_tool(c.target, c.kwargs, where=f"config error: tools.custom[{i}]"))
+        for i, m in enumerate(cfg.tools.mcp):
+            from tirl.tools.mcp import MCPServerConfig, open_mcp_tools  # the mcp SDK loads only when a server is configured
+
+            tools += open_mcp_tools(MCPServerConfig(**m.model_dump()), where=f"tools.mcp[{i}]")
+    except BaseException:
+        close_tools(tools)
+        raise
+    return tools
+
+
+def close_tools(tools: list[Tool]) -> None:
+    """Close tools from synchronous code (a failed start-up), each once, best effort."""
+
+    async def close_all() -> None:
+        for tool in tools:
+            try:
+                await tool.aclose()
+            except Exception:  # noqa: BLE001 - closing is best effort; the error being raised matters more
+                pass
+
+    if tools:
+        # a thread of its own: this may run where an event loop is already running
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, close_all()).result()
 
 
 def rollout_config(cfg: Config, temperature: float | None = None) -> RolloutConfig:
@@ -67,8 +113,15 @@ def rewards(cfg: Config, protocol: Protocol, progress: Progress | None = None) -
 
 
 def tasks(cfg: Config, split: str, n: int) -> list[Task]:
-    opts = {"difficulty": cfg.task.difficulty} if cfg.task.difficulty is not None and cfg.task.name in ("arith", "lookup") else {}
-    return load_tasks(cfg.task.name, n=n, seed=cfg.task.seed, split=split, **opts)
+    """``n`` tasks of ``split``; ``split="train"`` asks for training tasks, which come from
+    ``task.split`` (the name of a Hugging Face dataset's training split)."""
+    t = cfg.task
+    opts: dict = {"difficulty": t.difficulty} if t.difficulty is not None and t.name in ("arith", "lookup") else {}
+    if t.is_hf:
+        opts.update(path=t.path, subset=t.subset, preset=t.preset)
+    if t.is_hf or t.is_file:
+        opts.update(t.field_options())
+    return load_tasks(t.name, n=n, seed=t.seed, split=t.split if split == "train" else split, **opts)
 
 
 @dataclass
@@ -89,7 +142,9 @@ class Runtime:
             self.engine.close()
 
 
-def build_runtime(cfg: Config, model, tokenizer, seed: int) -> Runtime:
+def build_runtime(cfg: Config, model, tokenizer, seed: int, tools: list[Tool] | None = None) -> Runtime:
+    """The engine, tools and protocol of a run; ``tools`` already built (``build_tools``, called
+    before the model loads so a bad tool fails first) or None to build them here."""
     engine = build_engine(cfg.engine.model_copy(update={"seed": seed}), model, tokenizer)
     ctx = engine.max_context
     if ctx is not None and cfg.rollout.max_response_tokens >= ctx:
@@ -97,7 +152,7 @@ def build_runtime(cfg: Config, model, tokenizer, seed: int) -> Runtime:
             f"config error: rollout.max_response_tokens={cfg.rollout.max_response_tokens} leaves no room for a prompt "
             f"in the model's context of {ctx} tokens; set it below {ctx}"
         )
-    tools = build_tools(cfg)
+    tools = build_tools(cfg) if tools is None else tools
     protocol = make_protocol(cfg.tools.protocol, tools, tokenizer)
     return Runtime(tools=tools, protocol=protocol, engine=engine)
 

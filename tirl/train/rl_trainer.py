@@ -57,24 +57,36 @@ class RLTrainer:
         The run directory stays locked to this trainer until ``train`` ends or ``close``."""
         self.cfg = cfg
         self.run_dir = cfg.run_dir
-        self.lock = claim(self.run_dir, fresh=not resume, overwrite=overwrite)
-        save_config(cfg, self.run_dir / "config.yaml")
-        seed_everything(cfg.train.seed)
-        # asyncio.Runner turns Ctrl-C during a rollout into cancelling it (every trajectory's
-        # coroutine unwinds) before KeyboardInterrupt reaches the caller; a bare loop would raise
-        # it inside whichever task was running and leave the others pending.
-        self.runner = asyncio.Runner()
-        self.policy = Policy(cfg)
-        self.tokenizer = self.policy.tokenizer
-        self.rt = C.build_runtime(cfg, self.policy.generation_model(), self.tokenizer, seed=cfg.train.seed)
+        # bad task data and bad tools (a custom class, an MCP server) fail first: before the run
+        # directory is claimed and before the model loads
+        train_tasks = C.tasks(cfg, "train", cfg.task.n_train)
+        eval_tasks = C.tasks(cfg, cfg.task.eval_split, cfg.task.n_eval)
+        tools = C.build_tools(cfg)
+        self.lock = None
+        try:
+            self.lock = claim(self.run_dir, fresh=not resume, overwrite=overwrite)
+            save_config(cfg, self.run_dir / "config.yaml")
+            seed_everything(cfg.train.seed)
+            # asyncio.Runner turns Ctrl-C during a rollout into cancelling it (every trajectory's
+            # coroutine unwinds) before KeyboardInterrupt reaches the caller; a bare loop would raise
+            # it inside whichever task was running and leave the others pending.
+            self.runner = asyncio.Runner()
+            self.policy = Policy(cfg)
+            self.tokenizer = self.policy.tokenizer
+            self.rt = C.build_runtime(cfg, self.policy.generation_model(), self.tokenizer, seed=cfg.train.seed, tools=tools)
+        except BaseException:
+            C.close_tools(tools)
+            if self.lock is not None:
+                self.lock.release()
+            raise
         self.progress = Progress(step=0, total=cfg.train.steps)  # read by scheduled rewards (ET-Agent σ decay)
         self.mem = PhasePeak()  # peak resident memory of each step's rollout and update (mem/*)
         self.rewards = C.rewards(cfg, self.rt.protocol, self.progress)
         self.strategy = make_strategy(cfg)  # flat groups, ARPO or ELPO trees, E3-TIR (strategy.name)
         # E3-TIR scores expert anchors by teacher forcing through the live policy
         self.scorer = TeacherForcingScorer(self.policy.model, self.tokenizer.pad_token_id, cfg.optim.micro_batch_size, cfg.optim.bf16)
-        train_fit = C.fit(self.rt, C.tasks(cfg, "train", cfg.task.n_train))
-        eval_fit = C.fit(self.rt, C.tasks(cfg, cfg.task.eval_split, cfg.task.n_eval))
+        train_fit = C.fit(self.rt, train_tasks)
+        eval_fit = C.fit(self.rt, eval_tasks)
         try:
             self.stream = TaskStream(train_fit.require("training tasks"), seed=cfg.train.seed)
             self.eval_tasks = eval_fit.require("held-out tasks")
