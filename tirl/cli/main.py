@@ -9,6 +9,7 @@ from typer.core import TyperGroup
 
 from tirl.cli.bench_cmd import bench_app
 from tirl.cli.curate_cmd import curriculum_cmd, flywheel_cmd, repair_cmd
+from tirl.cli.report_cmd import report_cmd, runs_cmd
 from tirl.cli.rm_cmd import rm_app
 from tirl.cli.rollout_cmd import rollout_cmd
 from tirl.cli.tool_cmd import tool_app
@@ -46,6 +47,8 @@ app.command("eval")(eval_cmd)
 app.command("repair")(repair_cmd)
 app.command("flywheel")(flywheel_cmd)
 app.command("curriculum")(curriculum_cmd)
+app.command("report")(report_cmd)
+app.command("runs")(runs_cmd)
 app.add_typer(bench_app, name="bench", help="Benchmarks: tirl bench rollout.")
 app.add_typer(tool_app, name="tool", help="Try a tool by hand: tirl tool python --code '1+1'.")
 app.add_typer(rm_app, name="rm", help="Trajectory reward model: tirl rm train PAIRS --out DIR; tirl rm score DIR FILE.")
