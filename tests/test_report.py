@@ -172,6 +172,15 @@ def test_a_torn_file_is_skipped_and_named(run, tmp_path):
     assert any("step_0002.jsonl" in n for n in view["notes"])
 
 
+def test_a_run_that_never_stepped(tmp_path):
+    d = tmp_path / "fresh"
+    d.mkdir()
+    (d / "config.yaml").write_text("run: {name: fresh}\ntrain: {steps: 5}\nnot_a_section: {x: 1}\n")
+    view = embedded(write_report([d], tmp_path / "r.html").path)["runs"][0]
+    assert view["steps"] == [] and view["evals"] == [] and view["status"] == "interrupted"
+    assert any("does not load" in n for n in view["notes"])  # a config of another version: named, not fatal
+
+
 def test_several_runs_in_one_report(run, tmp_path):
     data = embedded(write_report([run, run], tmp_path / "r.html").path)
     assert len(data["runs"]) == 2
