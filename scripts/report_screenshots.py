@@ -5,7 +5,8 @@
 - ``report_trajectory.png``: the trajectory browser with "tool errors only" ticked, showing the
   first trajectory whose tool call failed, with the entropy heat map on;
 - ``report_elpo_tree.png``: the tree view of an ELPO run, on the first tree with a critical step,
-  with the hover card of the first fork below the root.
+  with the panel of the first fork below the root.
+Only the view is captured (not the page's header, which names the run's directory).
 
 The runs are only read; the reports are written to a temporary directory."""
 
@@ -29,7 +30,7 @@ def trajectory_shot(run: Path, out: Path, tmp: Path) -> Path:
         b.click("#tabs button[data-tab=trajectories]")
         b.click("#tb-toolerr")
         b.click("input[name=heat][value=entropy]")
-        shot = b.screenshot(out / "report_trajectory.png")
+        shot = b.screenshot(out / "report_trajectory.png", selector="#tab-trajectories", max_height=900)
         if b.errors:
             raise SystemExit(f"the page reported errors: {b.errors}")
     return shot
@@ -52,14 +53,8 @@ def tree_shot(run: Path, out: Path, tmp: Path) -> Path:
                 f"(() => {{ const s = document.getElementById('{sel}'); s.value = {json.dumps(str(value))}; s.dispatchEvent(new Event('change')); }})()"
             )
         node = next((n for n in tree["nodes"] if n["fork"] and n["parent"]), None) or next(n for n in tree["nodes"] if n["critical"])
-        box = b.evaluate(
-            f"(() => {{ const r = document.querySelector('#tree-svg .node[data-id=\"{node['id']}\"]').getBoundingClientRect(); return [r.x, r.y]; }})()"
-        )
-        b.evaluate(
-            f"document.querySelector('#tree-svg .node[data-id=\"{node['id']}\"]').dispatchEvent("
-            f"new MouseEvent('mousemove', {{clientX: {box[0] + 10}, clientY: {box[1] + 10}}}))"
-        )
-        shot = b.screenshot(out / "report_elpo_tree.png")
+        b.evaluate(f"document.querySelector('#tree-svg .node[data-id=\"{node['id']}\"]').dispatchEvent(new MouseEvent('mouseenter'))")
+        shot = b.screenshot(out / "report_elpo_tree.png", selector="#tab-trees", max_height=700)
         if b.errors:
             raise SystemExit(f"the page reported errors: {b.errors}")
     return shot

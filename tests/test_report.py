@@ -116,6 +116,24 @@ def test_elpo_trees_show_what_credit_computed(run, report):
                 assert nv["trajectory"] == f"0/train/1/{tv['task_id']}/{nv['sample']}"
 
 
+@pytest.mark.parametrize("recipe", ["arpo", "grpo"])
+def test_other_strategies_show_their_credit(tmp_path, recipe):
+    """ARPO trees and flat GRPO groups: every policy segment carries the advantage its leaf (soft
+    attribution, GRPO) was trained with, as the saved tree recorded it."""
+    run = scripted_run(
+        tmp_path, name=recipe, recipe=recipe, steps=1, extra=["strategy.arpo.budget=4", "strategy.arpo.initial=2", "rollout.group_size=3"]
+    )
+    view = embedded(write_report([run], tmp_path / "r.html").path)["runs"][0]
+    trees = {t.task_id: t for t in read_trees(run / "trees" / "step_0001.jsonl")}
+    (step,) = view["steps"]
+    assert {t["strategy"] for t in step["trees"]} == {"arpo" if recipe == "arpo" else "flat"}
+    for tv in step["trajectories"]:
+        leaf = trees[tv["task_id"]].leaf_for_sample(tv["sample"])
+        assert leaf.advantage is not None and tv["advantage"] == leaf.advantage
+        assert all(s["advantage"] == leaf.advantage for s in tv["segments"] if s["origin"] == "policy")
+        assert not any(s["widened"] or s["critical"] for s in tv["segments"])
+
+
 def test_evaluations_match_metrics(run, report):
     view = report["runs"][0]
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

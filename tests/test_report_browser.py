@@ -82,11 +82,9 @@ def test_tree_view_responds(page):
     assert js(page, "document.querySelectorAll('#tree-svg .node.critical').length") == sum(n["critical"] for n in tree["nodes"]) > 0
     assert js(page, "document.querySelectorAll('#tree-svg .edge.elc').length") == sum(n["widened"] for n in tree["nodes"]) > 0
     fork = next(n for n in tree["nodes"] if n["fork"] and n["parent"] is not None)
-    js(
-        page,
-        f"document.querySelector('#tree-svg .node[data-id=\"{fork['id']}\"]').dispatchEvent(new MouseEvent('mousemove', {{clientX: 200, clientY: 300}}))",
-    )
-    tip = js(page, "document.getElementById('tr-tip').hidden ? '' : document.getElementById('tr-tip').textContent")
+    js(page, f"document.querySelector('#tree-svg .node[data-id=\"{fork['id']}\"]').dispatchEvent(new MouseEvent('mouseenter'))")
+    assert js(page, "document.getElementById('tr-tip').dataset.node") == fork["id"]
+    tip = js(page, "document.getElementById('tr-tip').textContent")
     assert "branch advantage A_b" in tip and "trajectory advantage A_t" in tip and "continuations" in tip
     page.screenshot(page.shots / "elpo_tree.png")
     leaf = next(n for n in tree["nodes"] if n["trajectory"])

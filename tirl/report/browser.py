@@ -211,8 +211,9 @@ class Chromium:
         if not found:
             raise BrowserError(f"no element {selector!r} to click")
 
-    def screenshot(self, path: Path, selector: str | None = None, full_page: bool = False) -> Path:
-        """A PNG of the viewport, of the element ``selector`` names, or of the whole page."""
+    def screenshot(self, path: Path, selector: str | None = None, full_page: bool = False, max_height: int | None = None) -> Path:
+        """A PNG of the viewport, of the element ``selector`` names (its top ``max_height``
+        pixels), or of the whole page."""
         params: dict[str, Any] = {"format": "png"}
         if selector is not None:
             box = self.evaluate(
@@ -221,6 +222,8 @@ class Chromium:
             )
             if box is None:
                 raise BrowserError(f"no element {selector!r} to capture")
+            if max_height is not None:
+                box["height"] = min(box["height"], max_height)
             params.update({"clip": {**box, "scale": 1}, "captureBeyondViewport": True})
         elif full_page:
             size = self.call("Page.getLayoutMetrics")["cssContentSize"]

@@ -143,8 +143,8 @@ def load_run(run_dir: Path, index: int, opts: ReportSection, tokenizers: _Tokeni
         if not found:
             continue
         tag = d.name.removeprefix("eval_")
-        try:
-            eval_groups[tag] = group_by_task([t for p in found.values() for t in read_jsonl(p)])
+        try:  # a run resumed with more steps evaluated "after" twice: the newest is the run's
+            eval_groups[tag] = group_by_task(list(read_jsonl(found[max(found)])))
         except (ValueError, OSError) as e:
             run.notes.append(f"{d.name}/ skipped: {e}")
     order = [s.tag for s in evals if s.tag in eval_groups] + sorted(t for t in eval_groups if t not in {s.tag for s in evals})

@@ -41,7 +41,9 @@ class RunInfo:
         c = self.cfg
         how = c.strategy.name if c.strategy.name != "flat" else f"{c.algo.advantage}/{c.algo.loss}"
         sft = "sft+" if c.train.sft_first else ""
-        return f"{c.run.recipe} ({sft}{how})" if c.run.recipe else f"{sft}{how}"
+        if not c.run.recipe or c.run.recipe == f"{sft}{how}":
+            return f"{sft}{how}"
+        return f"{c.run.recipe} ({sft}{how})"
 
     def eval_accuracy(self, prefix: str, first: bool) -> tuple[float | None, int | None]:
         """(accuracy, step) of the first or last evaluation logged under ``prefix/``."""

@@ -23,8 +23,18 @@ TIRL.initBrowser = function () {
   $("tb-step").onchange = tasks;
   for (const id of ["tb-task", "tb-wrong", "tb-toolerr", "tb-trunc"]) $(id).onchange = TIRL.renderList;
   $("tb-search").oninput = TIRL.renderList;
-  for (const r of document.querySelectorAll("input[name=heat]")) r.onchange = () => { TIRL.heat = r.value; TIRL.renderSelected(); TIRL.renderEvalSides(); };
+  for (const r of document.querySelectorAll("input[name=heat]")) {
+    r.onchange = () => { TIRL.heat = r.value; TIRL.heatLegend(); TIRL.renderSelected(); TIRL.renderEvalSides(); };
+  }
   steps();
+};
+
+TIRL.heatLegend = function () {
+  const el = TIRL.el, h = TIRL.heat, box = document.getElementById("heat-legend");
+  if (h === "none") { box.replaceChildren(); return; }
+  const stops = h === "logprob" ? [[0, "p = 1"], [-69, "p = 0.5"], [-230, "p = 0.1"], [-460, "p = 0.01"]]
+    : [[0, "0"], [100, "1 nat"], [200, "2"], [300, "≥ 3 nats"]];
+  box.replaceChildren(...stops.map(([v, label]) => el("span", { class: "heat-stop", style: "background:" + TIRL.heatColor(h, v), text: label })));
 };
 
 TIRL.matches = function (t) {

@@ -33,6 +33,7 @@ TIRL.renderTree = function () {
   const tree = st ? st.trees.find((t) => t.task_id === $("tr-task").value) : null;
   if (!tree) {
     $("tr-info").replaceChildren();
+    $("tr-tip").hidden = true;
     $("tr-canvas").replaceChildren(el("div", { class: "empty", text: "This report embeds no rollout tree (the run saved none: strategy.save_trees)." }));
     return;
   }
@@ -66,7 +67,7 @@ TIRL.renderTree = function () {
     const isLeaf = !kids[n.id].length && n.parent !== null;
     const fill = isLeaf ? TIRL.rewardColor(n.reward, lo, hi) : n.widened ? "#f59e0b" : n.parent === null ? "#9aa3ad" : "#ffffff";
     const grp = s("g", { class: "node" + (isLeaf ? " leaf" : "") + (n.fork ? " fork" : "") + (n.critical ? " critical" : ""), "data-id": n.id,
-      onmousemove: (e) => TIRL.treeTip(e, n, tree), onmouseleave: () => { $("tr-tip").hidden = true; },
+      onmouseenter: () => TIRL.treeTip(n, tree),
       onclick: () => { if (n.trajectory) TIRL.openTrajectory(n.trajectory); } });
     if (n.fork) grp.append(s("circle", { cx: X(n), cy: Y(n), r: 10, fill: "none", stroke: "#334155", "stroke-width": 1.2 }));
     if (n.critical) grp.append(s("circle", { cx: X(n), cy: Y(n), r: 13, fill: "none", stroke: "#dc2626", "stroke-width": 2.5 }));
@@ -76,6 +77,7 @@ TIRL.renderTree = function () {
     g.append(grp);
   });
   $("tr-canvas").replaceChildren(g);
+  $("tr-tip").hidden = false;
   const crit = tree.critical.map((c) => "sample " + c.sample + ": t_crit " + c.t_crit + " of " + c.k).join("; ");
   $("tr-info").replaceChildren(el("span", {}, el("b", { text: tree.strategy }), " tree of " + tree.task_id + " at step " + tree.step + ": " +
     tree.rollouts + " rollouts, " + leaves.length + " leaves" + (tree.dropped ? ", " + tree.dropped + " dropped (infrastructure)" : "") +
@@ -96,7 +98,8 @@ TIRL.treeLegend = function () {
     item(icon(dot("#fff", "#b91c1c", 2.2)), "its tool call failed"));
 };
 
-TIRL.treeTip = function (e, n, tree) {
+// the panel beside the tree shows the node under the pointer (it stays until another is hovered)
+TIRL.treeTip = function (n, tree) {
   const tip = document.getElementById("tr-tip"), el = TIRL.el;
   const rows = [el("b", { text: "node " + n.id + (n.parent === null ? " (prompt)" : " · step " + n.depth) }), "\n"];
   const add = (k, v) => { if (v !== null && v !== undefined) rows.push(k + ": " + (typeof v === "number" && !Number.isInteger(v) ? TIRL.fmt(v, 4) : String(v)) + "\n"); };
@@ -113,8 +116,5 @@ TIRL.treeTip = function (e, n, tree) {
   if (n.code) rows.push(el("b", { text: "\ncode" }), "\n" + n.code.slice(0, 300) + "\n");
   if (n.output !== null && n.output !== undefined) rows.push(el("b", { text: "\noutput" + (n.tool_ok === false ? " (error)" : "") }), "\n" + n.output + "\n");
   tip.replaceChildren(...rows);
-  tip.hidden = false;
-  const x = Math.min(e.clientX + 14, window.innerWidth - 470);
-  tip.style.left = x + "px";
-  tip.style.top = Math.min(e.clientY + 12, window.innerHeight - tip.offsetHeight - 8) + "px";
+  tip.dataset.node = n.id;
 };
