@@ -39,7 +39,10 @@ def main() -> None:
     settings = [("default", ReportSection())]
     if args.all:
         settings.append(("everything", ReportSection(steps=10**6, tasks=10**6, eval_tasks=10**6)))
-    print(f"{'run':<28} {'setting':<11} {'steps':>5} {'trajs':>6} {'embedded':>8} {'MB':>6} {'s (median)':>10}" + ("  browser s, errors" if args.browser else ""))
+    print(
+        f"{'run':<28} {'setting':<11} {'steps':>5} {'trajs':>6} {'embedded':>8} {'MB':>6} {'s (median)':>10}"
+        + ("  browser s, errors" if args.browser else "")
+    )
     for run in args.runs:
         read_run(run)  # a clear error for a directory that is not a run
         steps, trajs = count(run)

@@ -39,7 +39,7 @@ def js(b, expr):
 def test_loads_without_errors_or_network(page):
     assert page.errors == []
     assert page.requests and all(u.startswith("file://") for u in page.requests), page.requests
-    assert js(page, "document.querySelectorAll('#eval-tbl tbody tr').length") > 5
+    assert js(page, "document.querySelectorAll('#eval-tbl-0 tbody tr').length") > 5
     assert js(page, "document.querySelectorAll('#curves .curve svg polyline').length") >= 6
     page.screenshot(page.shots / "overview.png", full_page=True)
 

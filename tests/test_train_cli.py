@@ -50,6 +50,14 @@ def test_train_with_sft_warmup_writes_the_run(tmp_path):
     assert "recipe: sft_then_grpo" in (run / "config.yaml").read_text()
     html = (run / "report.html").read_text()  # the report holds the three evaluations
     assert all(f'"tag":"{tag}"' in html for tag in ("before", "after_sft", "after"))
+    from tirl.report.browser import Chromium, find_chromium
+
+    if find_chromium() is not None:  # the demo's shape (SFT, then GRPO): the page opens without an error
+        with Chromium() as b:
+            b.open((run / "report.html").as_uri(), ready="document.body.dataset.ready === '1'")
+            for tab in ("trajectories", "trees", "evals", "overview"):
+                b.click(f"#tabs button[data-tab={tab}]")
+            assert b.errors == []
 
 
 @pytest.mark.slow

@@ -19,31 +19,31 @@ TIRL.EVAL_ROWS = [
   ["infra_errors", "infra errors (dropped)"], ["n_tasks", "tasks"], ["n_samples", "samples / task"],
 ];
 
-TIRL.COUNTS = new Set(["infra_errors", "n_tasks", "n_samples"]);
+// decimals per evaluation metric (counts print whole, rates with 3)
+TIRL.DIGITS = { infra_errors: 0, n_tasks: 0, n_samples: 0, mean_policy_tokens: 1, mean_turns: 2, tool_calls_per_task: 2 };
 
 TIRL.renderOverview = function () {
   const el = TIRL.el, runs = TIRL.data.runs;
   document.getElementById("configs").replaceChildren(...runs.map((r) =>
     el("details", { class: "config" }, el("summary", { text: "config.yaml of " + r.name }), el("pre", { text: r.config_yaml }))));
-  // evaluation table: a column per run and stage
-  const cols = [];
-  runs.forEach((r) => r.evals.forEach((s) => cols.push([r, s])));
+  // evaluation tables: one per run, a column per evaluation
   const box = document.getElementById("eval-table");
-  if (!cols.length) { box.replaceChildren(el("div", { class: "empty", text: "No evaluation was logged." })); }
-  else {
+  box.replaceChildren();
+  runs.forEach((r, ri) => {
+    if (runs.length > 1) box.append(el("h3", { text: r.name }));
+    if (!r.evals.length) { box.append(el("div", { class: "empty", text: "No evaluation was logged." })); return; }
     const keys = [];
     for (const [prefix, label] of TIRL.EVAL_ROWS) {
       const found = new Set();
-      cols.forEach(([, s]) => Object.keys(s.scalars).forEach((k) => { if (prefix.endsWith("@") ? k.startsWith(prefix) : k === prefix) found.add(k); }));
+      r.evals.forEach((s) => Object.keys(s.scalars).forEach((k) => { if (prefix.endsWith("@") ? k.startsWith(prefix) : k === prefix) found.add(k); }));
       [...found].sort((a, b) => (parseInt(a.split("@")[1]) || 0) - (parseInt(b.split("@")[1]) || 0))
         .forEach((k) => keys.push([k, prefix.endsWith("@") ? k : label]));
     }
-    const head = el("tr", {}, el("th", { text: "metric" }), cols.map(([r, s]) =>
-      el("th", { text: (runs.length > 1 ? r.name + ": " : "") + s.label, title: "step " + s.step })));
+    const head = el("tr", {}, el("th", { text: "metric" }), r.evals.map((s) => el("th", { text: s.label, title: "step " + s.step })));
     const body = keys.map(([k, label]) => el("tr", {}, el("td", { text: label }),
-      cols.map(([, s]) => el("td", { text: TIRL.COUNTS.has(k) ? TIRL.fmt(s.scalars[k]) : TIRL.fmt(s.scalars[k], 3) }))));
-    box.replaceChildren(el("table", { class: "evals", id: "eval-tbl" }, el("thead", {}, head), el("tbody", {}, body)));
-  }
+      r.evals.map((s) => el("td", { text: TIRL.fmt(s.scalars[k], TIRL.DIGITS[k] === undefined ? 3 : TIRL.DIGITS[k]) }))));
+    box.append(el("table", { class: "evals", id: "eval-tbl-" + ri }, el("thead", {}, head), el("tbody", {}, body)));
+  });
   // curves
   const extra = document.getElementById("curve-extra");
   const all = new Set();
