@@ -28,8 +28,8 @@ pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return scripted_run(tmp_path_factory.mktemp("report"))
+def run(elpo_run):
+    return elpo_run
 
 
 def embedded(html_path) -> dict:
@@ -116,6 +116,7 @@ def test_elpo_trees_show_what_credit_computed(run, report):
                 assert nv["trajectory"] == f"0/train/1/{tv['task_id']}/{nv['sample']}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["arpo", "grpo"])
 def test_other_strategies_show_their_credit(tmp_path, recipe):
     """ARPO trees and flat GRPO groups: every policy segment carries the advantage its leaf (soft

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from report_runs import scripted_run
 
 from tirl.report import write_report
 from tirl.report.browser import BrowserError, Chromium, find_chromium
@@ -22,10 +21,9 @@ READY = "document.body.dataset.ready === '1'"
 
 
 @pytest.fixture(scope="module")
-def page(tmp_path_factory):
+def page(tmp_path_factory, elpo_run):
     root = tmp_path_factory.mktemp("browser")
-    run = scripted_run(root)
-    html = write_report([run], root / "report.html").path
+    html = write_report([elpo_run], root / "report.html").path
     with Chromium(width=1300, height=900) as b:
         b.open(html.as_uri(), ready=READY)
         b.shots = root / "shots"
