@@ -34,7 +34,7 @@ class ReportResult:
 
 def write_report(run_dirs: list[Path], out: Path, opts: ReportSection | None = None) -> ReportResult:
     """Write the report of ``run_dirs`` to ``out`` (atomically: a reader never sees half a file)."""
-    from tirl.report.extract import _Tokenizers, load_run
+    from tirl.report.extract import Tokenizers, load_run
     from tirl.report.html import render
     from tirl.report.model import ReportData
 
@@ -42,7 +42,7 @@ def write_report(run_dirs: list[Path], out: Path, opts: ReportSection | None = N
     opts = opts or ReportSection()
     if not run_dirs:
         raise ReportError("no run to report on")
-    tokenizers = _Tokenizers()
+    tokenizers = Tokenizers()
     runs = [load_run(Path(d), i, opts, tokenizers) for i, d in enumerate(run_dirs)]
     title = "tirl report: " + ", ".join(r.name for r in runs)
     page = render(ReportData(title=title, generated=datetime.now().isoformat(timespec="seconds"), runs=runs))

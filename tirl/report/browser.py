@@ -56,6 +56,16 @@ class Chromium:
         if binary is None:
             raise BrowserError("Chromium is not installed (apt-get install chromium, or set TIRL_CHROMIUM to its path)")
         self.timeout_s = timeout_s
+        # Chromium's own sandbox refuses to run as root, and cannot start where user namespaces are
+        # off (many containers); the pages opened here are local report files
+        try:
+            self._start(binary, width, height, no_sandbox=os.geteuid() == 0)
+        except BrowserError as e:
+            if os.geteuid() == 0 or "sandbox" not in str(e).lower():
+                raise
+            self._start(binary, width, height, no_sandbox=True)
+
+    def _start(self, binary: str, width: int, height: int, no_sandbox: bool) -> None:
         self.errors: list[str] = []
         self.requests: list[str] = []
         self._events: list[dict] = []
@@ -80,9 +90,7 @@ class Chromium:
             "--hide-scrollbars",
             "--mute-audio",
             f"--window-size={width},{height}",
-        ]
-        if os.geteuid() == 0:  # Chromium's own sandbox refuses to run as root
-            args.append("--no-sandbox")
+        ] + (["--no-sandbox"] if no_sandbox else [])
 
         def wire() -> None:
             # the browser expects the protocol on fds 3 and 4; dup first, as dup2 onto an fd that

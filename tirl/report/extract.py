@@ -71,7 +71,7 @@ def _curves(metrics: list[dict]) -> dict[str, list[list[float]]]:
     return out
 
 
-class _Tokenizers:
+class Tokenizers:
     """One TokenText per tokenizer file, shared by the runs of a report."""
 
     def __init__(self) -> None:
@@ -90,9 +90,9 @@ class _Tokenizers:
         return self._by_path[path]
 
 
-def load_run(run_dir: Path, index: int, opts: ReportSection, tokenizers: _Tokenizers | None = None) -> RunView:
+def load_run(run_dir: Path, index: int, opts: ReportSection, tokenizers: Tokenizers | None = None) -> RunView:
     run = read_run(run_dir)
-    tok = (tokenizers or _Tokenizers()).get(run)
+    tok = (tokenizers or Tokenizers()).get(run)
     cfg = run.cfg
     prompts: dict[str, str] = {}
 
