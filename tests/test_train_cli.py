@@ -1,6 +1,6 @@
 """`tirl train` end to end on tiny-random with the SFT warm-up: the run directory holds what the
 README promises (resolved config, per-step metrics, evaluations before / after SFT / after, the
-plot, checkpoints, sampled trajectories), and the SFT warm-up lowers its own loss."""
+plot, checkpoints, sampled trajectories, the HTML report), and the SFT warm-up lowers its own loss."""
 
 import json
 
@@ -36,7 +36,7 @@ def test_train_with_sft_warmup_writes_the_run(tmp_path):
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     run = tmp_path / "r"
-    for name in ("config.yaml", "metrics.jsonl", "eval.json", "sft_metrics.jsonl", "plots/curves.png", "final_model"):
+    for name in ("config.yaml", "metrics.jsonl", "eval.json", "sft_metrics.jsonl", "plots/curves.png", "final_model", "report.html"):
         assert (run / name).exists(), name
     assert sorted(p.name for p in (run / "checkpoints").iterdir())  # at least the last one kept
     steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -50,7 +50,18 @@ def test_train_with_sft_warmup_writes_the_run(tmp_path):
     assert 0 < steps[0]["mem/sft_peak_gb"] and 0 < steps[0]["mem/eval_peak_gb"] and 0 < steps[0]["mem/eval_sft_peak_gb"]
     assert set(json.loads((run / "eval.json").read_text())) == {"before", "after_sft", "after"}
     assert len((run / "sft_metrics.jsonl").read_text().splitlines()) == 2  # 8 examples / batch 4
-    assert "held-out arith" in res.output and "plots:" in res.output
+    assert "held-out arith" in res.output and "plots:" in res.output and "report:" in res.output
+    assert "recipe: sft_then_grpo" in (run / "config.yaml").read_text()
+    html = (run / "report.html").read_text()  # the report holds the three evaluations
+    assert all(f'"tag":"{tag}"' in html for tag in ("before", "after_sft", "after"))
+    from tirl.report.browser import Chromium, find_chromium
+
+    if find_chromium() is not None:  # the demo's shape (SFT, then GRPO): the page opens without an error
+        with Chromium() as b:
+            b.open((run / "report.html").as_uri(), ready="document.body.dataset.ready === '1'")
+            for tab in ("trajectories", "trees", "evals", "overview"):
+                b.click(f"#tabs button[data-tab={tab}]")
+            assert b.errors == []
 
 
 @pytest.mark.slow

@@ -75,6 +75,15 @@ def hierarchical_advantages(tree: RolloutTree, lam: float = 0.5, eps: float = 1e
     """ELPO's A_hier for every non-root node, keyed by node id (see the module docstring)."""
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"lam must be in [0, 1], got {lam}")
+    a_b, a_t = hierarchical_parts(tree, eps)
+    # Eq. 10
+    return {nid: lam * a_b[nid] + (1.0 - lam) * a_t[nid] for nid in a_t}
+
+
+def hierarchical_parts(tree: RolloutTree, eps: float = 1e-6) -> tuple[dict[str, float], dict[str, float]]:
+    """ELPO's two terms for every non-root node: the branch advantage A_b (Eq. 7) and the
+    trajectory advantage A_t (Eq. 8-9), which ``hierarchical_advantages`` mixes (the report
+    shows both)."""
     leaves = _check_tree(tree)
 
     # Eq. 6: node reward, leaves up
@@ -104,9 +113,7 @@ def hierarchical_advantages(tree: RolloutTree, lam: float = 0.5, eps: float = 1e
     mean, std = _pop_stats([float(leaf.reward) for leaf in leaves])
     a_t: dict[str, float] = {}
     _mean_below(tree.root, {id(leaf): (float(leaf.reward) - mean) / (std + eps) for leaf in leaves}, a_t)
-
-    # Eq. 10
-    return {nid: lam * a_b[nid] + (1.0 - lam) * a_t[nid] for nid in a_t}
+    return a_b, a_t
 
 
 def leaf_mean_advantages(tree: RolloutTree, leaf_advantage: Mapping[str, float]) -> dict[str, float]:

@@ -9,6 +9,7 @@ from typer.core import TyperGroup
 
 from tirl.cli.bench_cmd import bench_app
 from tirl.cli.curate_cmd import curriculum_cmd, flywheel_cmd, repair_cmd
+from tirl.cli.report_cmd import report_cmd, runs_cmd
 from tirl.cli.rm_cmd import rm_app
 from tirl.cli.rollout_cmd import rollout_cmd
 from tirl.cli.search_cmd import index_app, serve_app
@@ -48,6 +49,8 @@ app.command("eval")(eval_cmd)
 app.command("repair")(repair_cmd)
 app.command("flywheel")(flywheel_cmd)
 app.command("curriculum")(curriculum_cmd)
+app.command("report")(report_cmd)
+app.command("runs")(runs_cmd)
 app.add_typer(bench_app, name="bench", help="Benchmarks: tirl bench rollout.")
 tool_app.command("mcp")(mcp_cmd)  # tools the user brings (tools.mcp, tools.custom), tried by hand
 tool_app.command("custom")(custom_cmd)

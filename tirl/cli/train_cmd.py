@@ -76,6 +76,8 @@ def train_cmd(
             cfg, applied = resume_config(resume, overrides)
         else:
             cfg = load_config(recipe, overrides)
+            if recipe and not cfg.run.recipe:
+                cfg.run.recipe = Path(recipe).stem  # recorded in config.yaml for tirl runs and the report
     except ConfigError as e:
         _fail(str(e))
     st = cfg.strategy
@@ -144,7 +146,23 @@ def train_cmd(
         (cfg.run_dir / "eval.json").write_text(json.dumps(saved, indent=2))
     if results.get("plot"):
         console.print(f"plots: {results['plot']}")
+    if cfg.log.report.write:
+        _write_report(cfg)
     console.print(f"run directory: {cfg.run_dir}")
+
+
+def _write_report(cfg) -> None:
+    """The run's HTML report. The run is complete and on disk whatever happens here, so a report
+    that fails is a warning naming the command that retries it, not a failed run."""
+    from tirl.report import write_report
+
+    try:
+        r = write_report([cfg.run_dir], cfg.run_dir / "report.html", cfg.log.report)
+    except Exception as e:  # noqa: BLE001 - see the docstring
+        msg = " ".join(str(e).split())[:300]
+        console.print(f"[yellow]warning:[/] the report was not written ({type(e).__name__}: {msg}); retry with: tirl report {cfg.run_dir}")
+        return
+    console.print(f"report: {r.path} ({r.bytes / 1e6:.1f} MB, {r.seconds:.1f} s)")
 
 
 def sft_cmd(

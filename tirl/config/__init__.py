@@ -5,8 +5,8 @@ Defaults run on a CPU in minutes with SmolLM2-135M-Instruct on ``arith``.
 
 One module per section (``model``, ``task``, ``tools``, ``engine``, ``endpoints``, ``rollout``,
 ``reward``, ``algo``, ``strategy``, ``optim``, ``train`` (run, train, sft), ``rm``, ``curate``
-(pareto, repair, flywheel)), the tree (``root``) and loading (``load``). Every module imports
-only pydantic, yaml, the standard library and ``tirl.errors``: engine/, rollout/ and train/
+(pareto, repair, flywheel), ``log`` (tracking backends, the report)), the tree (``root``) and
+loading (``load``). Every module imports only pydantic, yaml, the standard library and ``tirl.errors``: engine/, rollout/ and train/
 read their sections from here, never the other way round, so ``import tirl.config`` does not
 load torch, the engines or the sandbox (docs/DESIGN.md, "Configuration and CLI";
 ``tests/test_import_graph.py`` holds both).
@@ -18,6 +18,7 @@ from tirl.config.curate import FlywheelConfig, ParetoConfig, RepairConfig
 from tirl.config.endpoints import OpenAIEngineConfig
 from tirl.config.engine import EngineConfig, HFEngineConfig, VLLMEngineConfig
 from tirl.config.load import RECIPES_DIR, RESUME_FIXED, load_config, parse_overrides, recipe_path, resume_config, save_config
+from tirl.config.log import LogConfig, MLflowSection, ReportSection, WandbSection
 from tirl.config.model import LoraConfig, ModelConfig
 from tirl.config.optim import OptimConfig
 from tirl.config.reward import EfficiencyRewardConfig, RewardConfig, RMRewardConfig
@@ -43,8 +44,10 @@ __all__ = [
     "EngineConfig",
     "FlywheelConfig",
     "HFEngineConfig",
+    "LogConfig",
     "LoraConfig",
     "MCPServerSection",
+    "MLflowSection",
     "ModelConfig",
     "OpenAIEngineConfig",
     "OptimConfig",
@@ -54,6 +57,7 @@ __all__ = [
     "RMConfig",
     "RMRewardConfig",
     "RepairConfig",
+    "ReportSection",
     "RetrievalSection",
     "RewardConfig",
     "RolloutConfig",
@@ -67,6 +71,7 @@ __all__ = [
     "ToolsConfig",
     "TrainConfig",
     "VLLMEngineConfig",
+    "WandbSection",
     "load_config",
     "parse_overrides",
     "recipe_path",

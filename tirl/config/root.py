@@ -11,6 +11,7 @@ from tirl.config.base import ConfigError, Section
 from tirl.config.curate import FlywheelConfig, ParetoConfig, RepairConfig
 from tirl.config.endpoints import OpenAIEngineConfig
 from tirl.config.engine import EngineConfig
+from tirl.config.log import LogConfig
 from tirl.config.model import ModelConfig
 from tirl.config.optim import OptimConfig
 from tirl.config.reward import RewardConfig
@@ -39,6 +40,7 @@ class Config(Section):
     pareto: ParetoConfig = ParetoConfig()
     repair: RepairConfig = RepairConfig()
     flywheel: FlywheelConfig = FlywheelConfig()
+    log: LogConfig = LogConfig()
     endpoints: dict[str, OpenAIEngineConfig] = {}
     """Named OpenAI-compatible servers (experts, judges, repairers, API models to evaluate),
     e.g. ``endpoints.judge.base_url=http://127.0.0.1:8000/v1``; other sections name one as

@@ -12,6 +12,9 @@ class RunConfig(Section):
     name: str = "run"
     """The run's directory name under out_dir (no path separators)."""
     out_dir: str = "runs"
+    recipe: str = ""
+    """The recipe the run was started from (set by ``tirl train``; shown by ``tirl runs`` and
+    the report, read by nothing else)."""
 
     @field_validator("name")
     @classmethod

@@ -40,6 +40,7 @@ from tirl.train.run_log import RunLog
 from tirl.train.scoring import TeacherForcingScorer
 from tirl.train.sft import file_trajectories, reference_trajectories, run_sft
 from tirl.train.strategies import StepContext, make_strategy
+from tirl.train.tracking import make_trackers
 from tirl.train.update import policy_update
 from tirl.types import Origin, RolloutTree, Task, Trajectory
 
@@ -96,7 +97,12 @@ class RLTrainer:
         o = cfg.optim
         self.optimizer = make_optimizer(self.policy.trainable_parameters(), o.lr, o.weight_decay, o.betas)
         self.scheduler = make_scheduler(self.optimizer, o.schedule, o.warmup_steps, cfg.train.steps)
-        self.log = RunLog(self.run_dir)
+        try:
+            trackers = make_trackers(cfg, self.run_dir, resume=resume)  # W&B / MLflow problems end here, before any step
+        except BaseException:
+            self.lock.release()
+            raise
+        self.log = RunLog(self.run_dir, trackers, cfg.log.table_rows)
         self.step = 0
         self.notes: list[str] = [n for n in (train_fit.note("training tasks"), eval_fit.note("held-out tasks")) if n]
         # ^ one-line notices for the user (tasks over the context, a damaged checkpoint skipped...)
@@ -275,6 +281,7 @@ class RLTrainer:
         finally:
             self.rt.engine.generator.set_state(saved)
         self.log.trajectories(self.step, [t for g in report.groups for t in g], kind=f"eval_{tag}")
+        self.log.evaluation(self.step, tag, report)
         return report
 
     def save(self) -> None:
@@ -355,6 +362,8 @@ class RLTrainer:
         checkpoints, eval after, final model, plots. ``say`` receives one-line progress notes."""
         cfg = self.cfg.train
         results: dict = {}
+        self.log.on_warning = say
+        ok = False
 
         def timed_eval(tag: str, prefix: str, metrics: dict, sampled: bool = True) -> EvalReport:
             """The configured evaluation (and, at the run's stages, the sampled one when
@@ -406,20 +415,22 @@ class RLTrainer:
             if self.step == cfg.steps:
                 results["final_model"] = export_final_model(self.policy, self.tokenizer, self.run_dir)
             results["plot"] = plot_metrics(self.log.read(), self.run_dir / "plots" / "curves.png", title=self.cfg.run.name)
+            ok = True
         finally:
-            self.close()
+            self.close(ok)
         return results
 
     def last_checkpoint_step(self) -> int | None:
         found = list_checkpoints(self.run_dir)
         return int(found[-1].name.split("_")[-1]) if found else None
 
-    def close(self) -> None:
-        """Close the log, the tools and the engine, and unlock the run directory."""
+    def close(self, ok: bool = True) -> None:
+        """Close the log (``ok`` False: the tracked runs are marked failed), the tools and the
+        engine, and unlock the run directory."""
         if self.lock is None:
             return
         try:
-            self.log.close()
+            self.log.close(ok)
             self.runner.run(_cancel_stray_tasks())  # e.g. an engine's decode driver after Ctrl-C
             self.runner.run(self.strategy.aclose())
             self.runner.run(self.rt.aclose())

@@ -30,6 +30,8 @@ RUN_FILES = (
     "trees",
     "plots",
     "report.html",
+    "tracking.json",
+    "wandb",
 )
 
 
@@ -100,6 +102,28 @@ def claim(run_dir: Path, fresh: bool, overwrite: bool = False) -> RunDirLock:
             elif p.exists():
                 p.unlink()
     return lock
+
+
+def lock_holder(run_dir: Path) -> int | None:
+    """The pid of the process that holds ``run_dir``'s lock, read from ``/proc/locks`` (a
+    probe that took the lock itself could make a starting run fail to claim it), or None."""
+    try:
+        st = os.stat(run_dir / LOCK)
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    for line in table.splitlines():
+        # "1: FLOCK  ADVISORY  WRITE 25657 fe:00:5433215 0 EOF"; a waiter's line carries "->"
+        parts = line.split()
+        if len(parts) < 6 or parts[1] != "FLOCK" or "->" in parts:
+            continue
+        try:
+            major, minor, inode = parts[5].split(":")
+            if int(inode) == st.st_ino and os.makedev(int(major, 16), int(minor, 16)) == st.st_dev:
+                return int(parts[4])
+        except ValueError:
+            continue
+    return None
 
 
 def _read_pid(fd: int) -> str:
