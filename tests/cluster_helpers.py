@@ -1,0 +1,55 @@
+"""Shared pieces of the scale-out tests: a small tiny-random run whose reward varies between
+samples (so every step really moves the weights) and ways to compare two runs exactly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from tirl.rewards.base import RewardSpec
+
+SMALL = [
+    "model.name=tiny-random",
+    "train.steps=2",
+    "train.tasks_per_step=3",
+    "train.checkpoint_every=0",
+    "train.save_trajectories=true",
+    "rollout.group_size=3",
+    "rollout.max_response_tokens=16",
+    "rollout.max_turn_tokens=16",
+    "optim.lr=1e-3",
+    "optim.micro_batch_size=4",
+    "tools.sandbox.workers=1",
+    "task.n_train=12",
+    "task.n_eval=2",
+]
+IGNORED = ("time/", "rollout/tokens_per_s", "total/wall_s", "cluster/", "staleness/", "engine/")
+
+
+def even_token_share(group, task):
+    """A deterministic reward with variance: the share of even token ids a sample produced."""
+    return [sum(1 for t in tr.completion_ids if t % 2 == 0) / max(len(tr.completion_ids), 1) for tr in group]
+
+
+EVEN = [RewardSpec("even", even_token_share, 1.0)]
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return [{k: v for k, v in r.items() if not k.startswith(IGNORED)} for r in rows]
+
+
+def trajectories(run_dir: Path, step: int) -> list[dict]:
+    """A step's saved trajectories, in task/sample order, without the wall-clock fields."""
+    rows = [json.loads(line) for line in (run_dir / "trajectories" / f"step_{step:04d}.jsonl").read_text().splitlines()]
+    for r in rows:
+        for c in r.get("tool_calls", []):
+            c.pop("latency_ms", None)
+    return sorted(rows, key=lambda r: (r["task_id"], r["sample"]))
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
