@@ -30,7 +30,7 @@ def export_final_model(policy, tokenizer, run_dir: Path) -> Path:
     import copy
 
     out = run_dir / "final_model"
-    model = policy.model
+    model = policy.generation_model()  # FSDP: rank 0's full replica; otherwise the trained model itself
     if policy.lora:
         model = copy.deepcopy(model).merge_and_unload()
     # Written beside and renamed into place: a reader (tirl eval --model RUN) never sees half a model.

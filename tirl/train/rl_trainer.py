@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from tirl.algo import nonzero_variance_groups
-from tirl.config import Config, save_config
+from tirl.config import Config, ConfigError, save_config
 from tirl.eval.runner import EvalReport, evaluate_async
 from tirl.rewards.compose import apply_rewards
 from tirl.rewards.schedule import Progress
@@ -30,30 +30,34 @@ from tirl.rollout.tree import tree_metrics
 from tirl.train import components as C
 from tirl.train.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
 from tirl.train.data import TaskStream
+from tirl.train.parallel import DataParallel
 from tirl.train.plots import plot_metrics
 from tirl.train.policy import Policy, make_optimizer, make_scheduler
+from tirl.train.ranks import Load, SaveShards, Stop, Update, sharded_update
 from tirl.train.resolve import export_final_model
+from tirl.train.rng import seed_everything
 from tirl.train.run_dir import claim
 from tirl.train.run_log import RunLog
 from tirl.train.scoring import TeacherForcingScorer
 from tirl.train.sft import file_trajectories, reference_trajectories, run_sft
 from tirl.train.strategies import StepContext, make_strategy
 from tirl.train.update import policy_update
-from tirl.types import Origin, RolloutTree, Task, Trajectory
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+from tirl.types import Origin, RolloutTree, Task, TrainRow, Trajectory
 
 
 class RLTrainer:
-    def __init__(self, cfg: Config, resume: bool = False, overwrite: bool = False):
+    def __init__(self, cfg: Config, resume: bool = False, overwrite: bool = False, dp: DataParallel | None = None):
         """``resume``: continue the run in cfg.run_dir from its newest intact checkpoint;
         otherwise start a fresh run there (refused where a run already is, unless ``overwrite``).
-        The run directory stays locked to this trainer until ``train`` ends or ``close``."""
+        The run directory stays locked to this trainer until ``train`` ends or ``close``.
+        ``dp``: rank 0 of a data-parallel update (``tirl.train.ranks``: the other ranks follow
+        the commands this trainer broadcasts)."""
+        if dp is not None and cfg.train.sft_first:
+            raise ConfigError(
+                "config error: train.sft_first runs in one process; with a data-parallel update run `tirl sft` first and start from its model (model.name=DIR)"
+            )
         self.cfg = cfg
+        self.dp = dp
         self.run_dir = cfg.run_dir
         self.lock = claim(self.run_dir, fresh=not resume, overwrite=overwrite)
         save_config(cfg, self.run_dir / "config.yaml")
@@ -62,14 +66,14 @@ class RLTrainer:
         # coroutine unwinds) before KeyboardInterrupt reaches the caller; a bare loop would raise
         # it inside whichever task was running and leave the others pending.
         self.runner = asyncio.Runner()
-        self.policy = Policy(cfg)
+        self.policy = Policy(cfg, dp=dp)
         self.tokenizer = self.policy.tokenizer
         self.rt = C.build_runtime(cfg, self.policy.generation_model(), self.tokenizer, seed=cfg.train.seed)
         self.progress = Progress(step=0, total=cfg.train.steps)  # read by scheduled rewards (ET-Agent σ decay)
         self.rewards = C.rewards(cfg, self.rt.protocol, self.progress)
         self.strategy = make_strategy(cfg)  # flat groups, ARPO or ELPO trees, E3-TIR (strategy.name)
         # E3-TIR scores expert anchors by teacher forcing through the live policy
-        self.scorer = TeacherForcingScorer(self.policy.model, self.tokenizer.pad_token_id, cfg.optim.micro_batch_size, cfg.optim.bf16)
+        self.scorer = TeacherForcingScorer(self.policy.generation_model(), self.tokenizer.pad_token_id, cfg.optim.micro_batch_size, cfg.optim.bf16)
         train_fit = C.fit(self.rt, C.tasks(cfg, "train", cfg.task.n_train))
         eval_fit = C.fit(self.rt, C.tasks(cfg, cfg.task.eval_split, cfg.task.n_eval))
         try:
@@ -163,7 +167,7 @@ class RLTrainer:
             t1 = time.perf_counter()
             self.policy.model.train()
             norm = cfg.algo.norm_constant or float(cfg.rollout.max_response_tokens)
-            stats = policy_update(self.policy, self.optimizer, credit.rows, cfg.algo, cfg.optim, self.tokenizer.pad_token_id, norm)
+            stats = self._update(credit.rows, norm)
             metrics.update(
                 {
                     "adv/mean": float(adv.mean()),
@@ -192,6 +196,8 @@ class RLTrainer:
                     }
                 )
                 self.totals["offpolicy_tokens"] += stats.n_offpolicy_tokens
+        elif self.dp is not None:
+            self.dp.broadcast(Update([], 0.0, train=False))  # the other ranks step their schedule too
         report = self.strategy.after_step()  # E3-TIR: its metrics and expert costs
         metrics.update(report.metrics)
         self.totals.update(report.costs)
@@ -208,6 +214,17 @@ class RLTrainer:
         if cfg.strategy.save_trees:
             self.log.trees(self.step, trees)
         return metrics
+
+    def _update(self, rows: list[TrainRow], norm: float):
+        """The optimiser step on the batch: here, or (data-parallel) this rank's share after
+        handing the batch to the other ranks."""
+        cfg = self.cfg
+        if self.dp is None:
+            return policy_update(self.policy, self.optimizer, rows, cfg.algo, cfg.optim, self.tokenizer.pad_token_id, norm)
+        self.dp.broadcast(Update(rows, norm))
+        stats = sharded_update(self.policy, self.optimizer, rows, cfg, self.tokenizer.pad_token_id, norm, self.dp)
+        self.policy.after_update()
+        return stats
 
     @staticmethod
     def _rollout_metrics(trajs: list[Trajectory], wall: float, generated: int) -> dict:
@@ -253,6 +270,13 @@ class RLTrainer:
 
     def save(self) -> None:
         state = {"step": self.step, "stream": self.stream.state_dict(), "totals": dict(self.totals)}
+        write_shards = None
+        if self.policy.sharded is not None:  # FSDP: every rank writes its shards into the new checkpoint
+
+            def write_shards(directory):
+                self.dp.broadcast(SaveShards(str(directory)))
+                self.policy.sharded.save(directory, self.optimizer)
+
         save_checkpoint(
             self.run_dir,
             self.step,
@@ -262,6 +286,7 @@ class RLTrainer:
             trainer_state=state,
             rng_extra={"engine": self.rt.engine.generator},
             keep_last=self.cfg.train.keep_last,
+            write_shards=write_shards,
         )
 
     def _resume(self) -> None:
@@ -272,14 +297,22 @@ class RLTrainer:
             raise CheckpointError(f"nothing to resume: {self.run_dir} has no complete checkpoint")
         for ckpt in reversed(found):
             try:
+                if self.dp is not None:
+                    self.dp.broadcast(Load(str(ckpt)))  # every rank restores the same checkpoint
                 state = load_checkpoint(
-                    ckpt, model=self.policy.model, optimizer=self.optimizer, scheduler=self.scheduler, rng_extra={"engine": self.rt.engine.generator}
+                    ckpt,
+                    model=self.policy.model,
+                    optimizer=self.optimizer,
+                    scheduler=self.scheduler,
+                    rng_extra={"engine": self.rt.engine.generator},
+                    sharded=self.policy.sharded,
                 )
                 break
             except (CheckpointError, OSError) as e:
                 self.notes.append(f"checkpoint {ckpt.name} is damaged ({str(e).splitlines()[0][:200]}); trying an older one")
         else:
             raise CheckpointError(f"cannot resume {self.run_dir}: every checkpoint is damaged ({'; '.join(self.notes)})")
+        self.policy.after_update()
         if ckpt is not found[-1]:
             self.notes.append(f"resumed from {ckpt.name}, the newest intact checkpoint")
         self.step = int(state["step"])
@@ -370,6 +403,8 @@ class RLTrainer:
                 self.log.log(self.step, metrics)
                 if cfg.checkpoint_every and (self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps):
                     self.save()
+            if self.dp is not None:
+                self.dp.broadcast(Stop())  # the other ranks are done
             if self.step == cfg.steps:
                 results["final_model"] = export_final_model(self.policy, self.tokenizer, self.run_dir)
             results["plot"] = plot_metrics(self.log.read(), self.run_dir / "plots" / "curves.png", title=self.cfg.run.name)

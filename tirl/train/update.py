@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -30,6 +31,9 @@ from tirl.models.attention import training_attention
 from tirl.train.logprobs import first_scored_position, shared_prefixes, token_logprobs
 from tirl.train.rows import collate
 from tirl.types import TrainRow
+
+if TYPE_CHECKING:
+    from tirl.train.parallel import DataParallel
 
 
 class NonFiniteUpdate(FloatingPointError):
@@ -124,39 +128,68 @@ def micro_batches(rows: Sequence[TrainRow], size: int, share_prefix: bool, max_t
 
 
 def policy_update(
-    policy, optimizer: torch.optim.Optimizer, rows: Sequence[TrainRow], algo: AlgoConfig, optim: OptimConfig, pad_id: int, norm_constant: float
+    policy,
+    optimizer: torch.optim.Optimizer,
+    rows: Sequence[TrainRow],
+    algo: AlgoConfig,
+    optim: OptimConfig,
+    pad_id: int,
+    norm_constant: float,
+    dp: DataParallel | None = None,
 ) -> UpdateStats:
+    """One optimiser step on ``rows``. With ``dp`` (a data-parallel update, ``tirl.train.parallel``)
+    ``rows`` are this rank's shard of the batch: the counts the aggregation divides by, the
+    gradient and the returned statistics are the whole batch's, the same on every rank."""
     with training_attention(policy.model, optim.attention):
-        return _policy_update(policy, optimizer, rows, algo, optim, pad_id, norm_constant)
+        return _policy_update(policy, optimizer, rows, algo, optim, pad_id, norm_constant, dp)
+
+
+def _padding_row(pad_id: int) -> TrainRow:
+    """A row with nothing to train: the pass a rank with fewer micro-batches runs so that every
+    rank runs the same number (FSDP's collectives); it adds zero to every gradient."""
+    z = [0.0, 0.0]
+    return TrainRow([pad_id, pad_id], z, z, z, z, z, z, z)
 
 
 def _policy_update(
-    policy, optimizer: torch.optim.Optimizer, rows: Sequence[TrainRow], algo: AlgoConfig, optim: OptimConfig, pad_id: int, norm_constant: float
+    policy,
+    optimizer: torch.optim.Optimizer,
+    rows: Sequence[TrainRow],
+    algo: AlgoConfig,
+    optim: OptimConfig,
+    pad_id: int,
+    norm_constant: float,
+    dp: DataParallel | None = None,
 ) -> UpdateStats:
-    st = UpdateStats(n_rows=len(rows))
+    st = UpdateStats(n_rows=len(rows) if dp is None else int(dp.sum([len(rows)])[0]))
     model = policy.model
+    # FSDP runs every pass as collectives, so each micro-batch is exactly one forward: no shared-prefix pass
+    share_prefix = optim.share_prefix and not (dp is not None and dp.pad_passes)
 
     # on-policy tokens only: expert tokens never take the PPO ratio, detached tokens take no gradient
     def train_mask(b):
         return b["mask_BT"] * (1 - b["offpolicy_BT"]) * (1 - b["detach_BT"])
 
-    mbs = micro_batches(rows, optim.micro_batch_size, optim.share_prefix, optim.micro_batch_tokens)
+    mbs = micro_batches(rows, optim.micro_batch_size, share_prefix, optim.micro_batch_tokens)
+    if dp is not None and dp.pad_passes:
+        mbs += [[_padding_row(pad_id)] for _ in range(int(dp.max(len(mbs))) - len(mbs))]
     batches = [collate(mb, pad_id) for mb in mbs]
     masks = [train_mask(b) for b in batches]
     # expert tokens trained by the off-policy term (disjoint from the on-policy mask)
     off_masks = [b["offpolicy_BT"] * (1 - b["detach_BT"]) if algo.offpolicy_coef > 0 else torch.zeros_like(m) for b, m in zip(batches, masks)]
     both = [m + mo for m, mo in zip(masks, off_masks)]
-    counts = BatchCounts(
-        n_tokens=float(sum(m.sum() for m in both)), n_seqs=float(sum((m.sum(-1) > 0).sum() for m in both)), norm_constant=norm_constant
-    )
-    st.n_tokens = int(sum(m.sum() for m in masks))
-    st.n_offpolicy_tokens = int(sum(m.sum() for m in off_masks))
+    local = [float(sum(m.sum() for m in both)), float(sum((m.sum(-1) > 0).sum() for m in both))]
+    local += [float(sum(m.sum() for m in masks)), float(sum(m.sum() for m in off_masks))]
+    n_tokens, n_seqs, n_policy, n_off = local if dp is None else dp.sum(local)  # the whole batch's counts
+    counts = BatchCounts(n_tokens=n_tokens, n_seqs=n_seqs, norm_constant=norm_constant)
+    st.n_tokens = int(n_policy)
+    st.n_offpolicy_tokens = int(n_off)
     if counts.n_tokens == 0:
         return st
     firsts = [first_scored_position(m) for m in both]
     # each task's common prompt runs once per micro-batch (None when sharing is off or nothing is shared)
     prefixes = [
-        shared_prefixes(b["ids_BT"], b["attn_BT"], m, [r.task_id for r in mb]) if optim.share_prefix else None for b, m, mb in zip(batches, both, mbs)
+        shared_prefixes(b["ids_BT"], b["attn_BT"], m, [r.task_id for r in mb]) if share_prefix else None for b, m, mb in zip(batches, both, mbs)
     ]
     engine_logp = [b["old_logp_BT"].clone() for b in batches]
     if algo.ppo_epochs > 1:
@@ -201,7 +234,11 @@ def _policy_update(
             if epoch == 0:
                 tot["gap"] += float(((logp.detach() - engine_logp[i]).abs() * m).sum())
             tot["rmax"] = max(tot["rmax"], float((out.ratio_BT * m).max()))
-        st.grad_norm = float(torch.nn.utils.clip_grad_norm_(params, optim.grad_clip))
+        if dp is not None:  # the whole batch's gradient and statistics on every rank
+            dp.reduce_gradients(params)
+            keys = [k for k in tot if k != "rmax"]
+            tot = dict(zip(keys, dp.sum([tot[k] for k in keys]))) | {"rmax": dp.max(tot["rmax"])}
+        st.grad_norm = _norm_value(torch.nn.utils.clip_grad_norm_(params, optim.grad_clip))
         if not (math.isfinite(st.grad_norm) and math.isfinite(tot["loss"])):
             optimizer.zero_grad(set_to_none=True)  # the weights stay as they were
             raise NonFiniteUpdate(
@@ -219,3 +256,10 @@ def _policy_update(
     st.offpolicy_weight = tot["fp"] / max(st.n_offpolicy_tokens, 1)
     optimizer.zero_grad(set_to_none=True)
     return st
+
+
+def _norm_value(norm: torch.Tensor) -> float:
+    """The gradient norm as a float; FSDP's parameters make it a DTensor, whose value is the
+    full (all ranks') norm."""
+    full = getattr(norm, "full_tensor", None)
+    return float(full() if full is not None else norm)
