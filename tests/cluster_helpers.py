@@ -41,13 +41,27 @@ def metrics(run_dir: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if not k.startswith(IGNORED)} for r in rows]
 
 
-def trajectories(run_dir: Path, step: int) -> list[dict]:
-    """A step's saved trajectories, in task/sample order, without the wall-clock fields."""
+def trajectories(run_dir: Path, step: int, logprobs: bool = True) -> list[dict]:
+    """A step's saved trajectories, in task/sample order, without the wall-clock fields (and
+    without the engine's per-token log-probs and entropies unless ``logprobs``)."""
     rows = [json.loads(line) for line in (run_dir / "trajectories" / f"step_{step:04d}.jsonl").read_text().splitlines()]
     for r in rows:
         for c in r.get("tool_calls", []):
             c.pop("latency_ms", None)
+        if not logprobs:
+            for seg in r["segments"]:
+                seg.pop("logprobs", None)
+                seg.pop("entropy", None)
     return sorted(rows, key=lambda r: (r["task_id"], r["sample"]))
+
+
+def logprob_gap(a: Path, b: Path, step: int) -> float:
+    """Largest difference between two runs' behaviour log-probs of the same tokens at a step."""
+    gap = 0.0
+    for x, y in zip(trajectories(a, step), trajectories(b, step), strict=True):
+        for s, t in zip(x["segments"], y["segments"], strict=True):
+            gap = max([gap] + [abs(p - q) for p, q in zip(s.get("logprobs") or [], t.get("logprobs") or [], strict=True)])
+    return gap
 
 
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:

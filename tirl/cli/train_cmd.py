@@ -60,7 +60,7 @@ def train_cmd(
 ):
     """Train with RL (GRPO family). Example: tirl train grpo train.steps=20 model.name=tiny-random.
     Data-parallel update: torchrun --nproc_per_node M -m tirl train ... (docs/SCALING.md)."""
-    from tirl.train.rl_trainer import RLTrainer
+    from tirl.cluster import make_trainer
 
     overrides = list(overrides or [])
     if recipe and "=" in recipe:  # no recipe, only overrides
@@ -92,7 +92,7 @@ def train_cmd(
     if dp is not None:
         console.print(f"data-parallel update: {dp.world_size} ranks ({cfg.cluster.parallel}, {'nccl' if dp.device.type == 'cuda' else 'gloo'})")
     try:
-        trainer = RLTrainer(cfg, resume=resume is not None, overwrite=overwrite, dp=dp)  # a RunDirError/CheckpointError is one line (cli.main)
+        trainer = make_trainer(cfg, resume=resume is not None, overwrite=overwrite, dp=dp)  # a RunDirError/CheckpointError is one line (cli.main)
         _train(trainer, cfg, resume, no_eval, applied)
     finally:
         if dp is not None:

@@ -19,6 +19,24 @@ if TYPE_CHECKING:
     from tirl.train.parallel import DataParallel
 
 
+def build_model(cfg: Config):
+    """The policy's model (with its LoRA adapter when configured) and tokenizer, as loaded for
+    training; a Ray rollout worker builds the same and receives the trained weights."""
+    lm = load_model(resolve_eval_model(cfg.model.name))
+    model = lm.model
+    if cfg.model.lora.enabled:
+        from peft import LoraConfig, get_peft_model
+
+        from tirl.models.peft_quiet import quiet_peft
+
+        lc = cfg.model.lora
+        with quiet_peft():
+            model = get_peft_model(
+                model, LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=lc.target_modules, task_type="CAUSAL_LM")
+            )
+    return model, lm.tokenizer
+
+
 class Policy:
     """Owns the model being trained. ``reference()`` is a context in which ``self.model`` computes
     reference log-probs: with LoRA the adapter is disabled (free), otherwise a frozen copy is used.
@@ -29,20 +47,8 @@ class Policy:
     ``after_update`` refreshes."""
 
     def __init__(self, cfg: Config, dp: DataParallel | None = None):
-        lm = load_model(resolve_eval_model(cfg.model.name))
-        self.tokenizer = lm.tokenizer
-        model = lm.model
+        model, self.tokenizer = build_model(cfg)
         self.lora = cfg.model.lora.enabled
-        if self.lora:
-            from peft import LoraConfig, get_peft_model
-
-            from tirl.models.peft_quiet import quiet_peft
-
-            lc = cfg.model.lora
-            with quiet_peft():
-                model = get_peft_model(
-                    model, LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=lc.target_modules, task_type="CAUSAL_LM")
-                )
         self.model = model
         self.model.train()
         self._ref = None

@@ -51,10 +51,16 @@ class Stop:
     pass
 
 
+def behaviour_cap(cfg: Config) -> float | None:
+    """The truncation of the behaviour importance weight when rollouts may be stale
+    (``cluster.max_staleness > 0``); None: on-policy, no weight."""
+    return cfg.cluster.is_cap if cfg.cluster.max_staleness > 0 else None
+
+
 def sharded_update(policy, optimizer, rows: Sequence[TrainRow], cfg: Config, pad_id: int, norm: float, dp: DataParallel) -> UpdateStats:
     """This rank's share of one data-parallel optimiser step on the whole batch ``rows``."""
     mine = shard_rows(rows, dp.world_size)[dp.rank]
-    return policy_update(policy, optimizer, mine, cfg.algo, cfg.optim, pad_id, norm, dp=dp)
+    return policy_update(policy, optimizer, mine, cfg.algo, cfg.optim, pad_id, norm, dp=dp, behaviour_cap=behaviour_cap(cfg))
 
 
 class FollowerRank:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from tirl.algo import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES, BatchCounts, LossConfig, LossInput
+from tirl.algo import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES, BatchCounts, LossConfig, LossInput, behaviour_weight
 from tirl.algo.offpolicy import regularized_is
 from tirl.config import AlgoConfig, OptimConfig
 from tirl.models.attention import training_attention
@@ -58,6 +58,11 @@ class UpdateStats:
     offpolicy_weight: float = 0.0
     """Mean regularised importance weight f(p) over the off-policy tokens."""
     n_offpolicy_tokens: int = 0
+    behaviour_weight: float = 1.0
+    """Mean truncated importance weight pi_prox / pi_behaviour over the policy tokens (decoupled
+    PPO, when rollouts may be stale; 1 otherwise)."""
+    behaviour_truncated: float = 0.0
+    """Share of policy tokens whose importance weight was cut to the cap."""
 
 
 def _prefix_len(rows: Sequence[TrainRow]) -> int:
@@ -136,12 +141,16 @@ def policy_update(
     pad_id: int,
     norm_constant: float,
     dp: DataParallel | None = None,
+    behaviour_cap: float | None = None,
 ) -> UpdateStats:
     """One optimiser step on ``rows``. With ``dp`` (a data-parallel update, ``tirl.train.parallel``)
     ``rows`` are this rank's shard of the batch: the counts the aggregation divides by, the
-    gradient and the returned statistics are the whole batch's, the same on every rank."""
+    gradient and the returned statistics are the whole batch's, the same on every rank.
+    ``behaviour_cap`` (rollouts may be stale, ``cluster.max_staleness > 0``): every policy
+    token's loss is weighted by min(pi_prox / pi_behaviour, cap), the rows' ``old_logprob``
+    being the behaviour log-probs (``tirl.algo.decoupled``); None: no weight (on-policy)."""
     with training_attention(policy.model, optim.attention):
-        return _policy_update(policy, optimizer, rows, algo, optim, pad_id, norm_constant, dp)
+        return _policy_update(policy, optimizer, rows, algo, optim, pad_id, norm_constant, dp, behaviour_cap)
 
 
 def _padding_row(pad_id: int) -> TrainRow:
@@ -160,6 +169,7 @@ def _policy_update(
     pad_id: int,
     norm_constant: float,
     dp: DataParallel | None = None,
+    behaviour_cap: float | None = None,
 ) -> UpdateStats:
     st = UpdateStats(n_rows=len(rows) if dp is None else int(dp.sum([len(rows)])[0]))
     model = policy.model
@@ -206,21 +216,27 @@ def _policy_update(
     params = policy.trainable_parameters()
     for epoch in range(algo.ppo_epochs):
         optimizer.zero_grad(set_to_none=True)
-        tot = {"loss": 0.0, "pg": 0.0, "kl": 0.0, "clip": 0.0, "ent": 0.0, "gap": 0.0, "rmax": 0.0, "off": 0.0, "fp": 0.0}
+        tot = {"loss": 0.0, "pg": 0.0, "kl": 0.0, "clip": 0.0, "ent": 0.0, "gap": 0.0, "rmax": 0.0, "off": 0.0, "fp": 0.0, "isw": 0.0, "iscut": 0.0}
         for i, (b, m) in enumerate(zip(batches, masks)):
             mo = off_masks[i]
             logp, ent = token_logprobs(model, b["ids_BT"], b["attn_BT"], with_entropy=True, bf16=optim.bf16, first=firsts[i], prefix=prefixes[i])
             old = b["old_logp_BT"] if algo.ppo_epochs > 1 else logp.detach()
             lcfg = LossConfig(algo.dual_clip, algo.offpolicy_gamma)
             out = loss_fn(LossInput(logp, old, b["adv_BT"], m, b["clip_low_BT"], b["clip_high_BT"]), lcfg)
+            pol_loss_BT = out.loss_BT
+            if behaviour_cap is not None:  # decoupled PPO: the ratio is to the proximal policy (``old``), w to the behaviour one
+                w_BT, cut_BT = behaviour_weight(old, engine_logp[i], m, behaviour_cap)
+                pol_loss_BT = pol_loss_BT * w_BT
+                tot["isw"] += float((w_BT * m).sum())
+                tot["iscut"] += float(cut_BT.sum())
             if st.n_offpolicy_tokens:
                 # one per-token loss over both masks, so per-sequence aggregations see each row once
                 off = regularized_is(LossInput(logp, old, b["adv_BT"], mo, b["clip_low_BT"], b["clip_high_BT"]), lcfg)
-                pg = agg(torch.where(mo > 0, algo.offpolicy_coef * off.loss_BT, out.loss_BT), m + mo, counts)
+                pg = agg(torch.where(mo > 0, algo.offpolicy_coef * off.loss_BT, pol_loss_BT), m + mo, counts)
                 tot["off"] += agg(algo.offpolicy_coef * off.loss_BT, mo, counts).item()
                 tot["fp"] += float((off.ratio_BT * mo).sum())
             else:
-                pg = agg(out.loss_BT, m, counts)
+                pg = agg(pol_loss_BT, m, counts)
             loss = pg
             if algo.kl_coef > 0:
                 kl = agg(KL_ESTIMATORS[algo.kl_estimator](logp, ref_logps[i]), m, counts)
@@ -248,6 +264,9 @@ def _policy_update(
         optimizer.step()
         if epoch == 0:
             st.logp_gap_engine = tot["gap"] / max(st.n_tokens, 1)
+            if behaviour_cap is not None:
+                st.behaviour_weight = tot["isw"] / max(st.n_tokens, 1)
+                st.behaviour_truncated = tot["iscut"] / max(st.n_tokens, 1)
     st.loss, st.pg_loss, st.kl = tot["loss"], tot["pg"], tot["kl"]
     st.clip_frac = tot["clip"] / max(st.n_tokens, 1)
     st.entropy = tot["ent"] / max(st.n_tokens, 1)
