@@ -67,3 +67,19 @@ def logprob_gap(a: Path, b: Path, step: int) -> float:
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     sa, sb = a.state_dict(), b.state_dict()
     return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+class MarkThenSleep:
+    """``even_token_share`` that first leaves a file named after its process in ``folder`` and
+    sleeps, so a test can find a rollout worker in the middle of its rewards and kill it."""
+
+    def __init__(self, folder: str, seconds: float = 0.5):
+        self.folder, self.seconds = folder, seconds
+
+    def __call__(self, group, task):
+        import os
+        import time
+
+        Path(self.folder, str(os.getpid())).touch()
+        time.sleep(self.seconds)
+        return even_token_share(group, task)

@@ -78,7 +78,7 @@ def train_cmd(
             cfg = load_config(recipe, overrides)
     except ConfigError as e:
         _fail(str(e))
-    dp = _data_parallel(cfg)
+    dp, group = _data_parallel(cfg)
     if dp is not None and not dp.is_main:  # a rank > 0 of torchrun: follow rank 0's commands, print nothing
         _follow(cfg, dp)
         return
@@ -91,35 +91,45 @@ def train_cmd(
     )
     if dp is not None:
         console.print(f"data-parallel update: {dp.world_size} ranks ({cfg.cluster.parallel}, {'nccl' if dp.device.type == 'cuda' else 'gloo'})")
+    ok = False
     try:
         trainer = make_trainer(cfg, resume=resume is not None, overwrite=overwrite, dp=dp)  # a RunDirError/CheckpointError is one line (cli.main)
         _train(trainer, cfg, resume, no_eval, applied)
+        ok = True
     finally:
-        if dp is not None:
+        if group is not None:
+            group.finish(ok)
+        elif dp is not None:
             dp.close()
 
 
 def _data_parallel(cfg):
-    """The torch.distributed process group when launched by torchrun (the world size is the
-    launcher's); None for one process."""
+    """(the torch.distributed process group, the Ray trainer ranks): the group when launched by
+    torchrun (the world size is the launcher's) or when Ray starts the other trainer ranks
+    (cluster.scheduler=ray, train_world_size > 1); (None, None) for one process."""
     from tirl.train.parallel import init_data_parallel, launch_env
 
     env = launch_env()
     c = cfg.cluster
     if env is None:
-        if c.train_world_size > 1 and c.scheduler == "inline":
+        if c.train_world_size > 1 and c.scheduler == "ray":
+            from tirl.cluster.trainers import TrainerGroup
+
+            group = TrainerGroup(cfg)
+            return group.dp, group
+        if c.train_world_size > 1:
             _fail(
                 f"config error: cluster.train_world_size={c.train_world_size} runs {c.train_world_size} trainer processes: "
-                f"launch with torchrun --nproc_per_node {c.train_world_size} -m tirl train ..."
+                f"launch with torchrun --nproc_per_node {c.train_world_size} -m tirl train ... (or let Ray start them: cluster.scheduler=ray)"
             )
-        return None
+        return None, None
     if c.train_world_size not in (1, env.world_size):
         _fail(
             f"config error: cluster.train_world_size={c.train_world_size} but torchrun started {env.world_size} processes; drop the field or make them equal"
         )
     if c.scheduler != "inline":
         _fail("config error: under torchrun the update's ranks are the launcher's; use cluster.scheduler=inline (Ray starts its own trainer ranks)")
-    return init_data_parallel(c.dist_timeout_s, fsdp=c.parallel == "fsdp")
+    return init_data_parallel(c.dist_timeout_s, fsdp=c.parallel == "fsdp"), None
 
 
 def _follow(cfg, dp) -> None:

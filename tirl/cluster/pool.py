@@ -135,25 +135,39 @@ class RolloutPool:
     def _resubmit(self, p: Pending, k: int):
         """Slice ``k``'s worker died: give the slice, after the newest weights, to the restarted
         actor, or to a live one when it has no restarts left."""
-        import ray
 
         self.counts["worker_restarts"] += 1
         self.counts["resubmitted_tasks"] += len(p.requests[k].tasks)
         w = p.owner[k]
-        for attempt in range(2):
-            try:  # the restarted actor has no weights: the newest first (waits for the restart)
-                ray.get(self.workers[w].load_weights.remote(self.handle))
-                break
-            except ray.exceptions.RayActorError:
-                if attempt == 0:
-                    continue  # the restart may still have been in flight
-                self.dead.add(w)
-                live = [i for i in range(len(self.workers)) if i not in self.dead]
-                if not live:
-                    raise RuntimeError("every rollout worker has died and used up its restarts (cluster.max_restarts)") from None
-                w = live[k % len(live)]
+        if not self._reload(w):
+            self.dead.add(w)
+            live = [i for i in range(len(self.workers)) if i not in self.dead]
+            if not live:
+                raise RuntimeError("every rollout worker has died and used up its restarts (cluster.max_restarts)")
+            w = live[k % len(live)]
         p.owner[k] = w
         return self.workers[w].sample.remote(p.requests[k])
+
+    def _reload(self, w: int) -> bool:
+        """Push the newest weights to worker ``w`` once Ray has restarted it (it rebuilds its
+        engine and tools first: ``ActorUnavailableError`` until then). False: it is gone for
+        good (``ActorDiedError``: out of restarts) or did not come back in time."""
+        import ray
+
+        deadline = time.perf_counter() + self.cfg.cluster.restart_timeout_s
+        died = 0
+        while time.perf_counter() < deadline:
+            try:
+                ray.get(self.workers[w].load_weights.remote(self.handle))
+                return True
+            except ray.exceptions.ActorUnavailableError:  # restarting
+                time.sleep(0.5)
+            except ray.exceptions.RayActorError:
+                died += 1  # the first may be Ray still reporting the crash itself
+                if died > 2:
+                    return False
+                time.sleep(0.5)
+        return False
 
     def take_counts(self) -> Counter:
         out, self.counts = self.counts, Counter()

@@ -127,6 +127,7 @@ class RolloutWorker:
         trees = self.runner.run(self.strategy.sample(req.tasks, ctx))
         apply_rewards([(task, tree.trajectories()) for task, tree in zip(req.tasks, trees)], self.rewards)
         for tree in trees:
+            tree.meta["worker"] = self.index  # a reader of the saved tree sees where it was sampled
             for tr in tree.trajectories():
                 tr.policy_version = self.version
         prefix1 = engine.counters().prefix_tokens_recomputed

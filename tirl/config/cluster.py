@@ -66,6 +66,9 @@ class ClusterConfig(Section):
     max_restarts: int = Field(3, ge=0)
     """Times Ray restarts a rollout actor that died (killed, out of memory); its unfinished
     tasks are resubmitted to the restarted actor."""
+    restart_timeout_s: float = Field(600.0, gt=0)
+    """How long the driver waits for Ray to restart a dead rollout actor (it rebuilds its engine
+    and tools) before moving its tasks to another worker."""
     dist_timeout_s: float = Field(7200.0, gt=0)
     """Timeout of torch.distributed collectives (seconds). Under torchrun the other ranks wait
     in one while rank 0 samples, so it must exceed a step's rollout time."""
