@@ -24,6 +24,7 @@ from tirl.rollout.io import read_jsonl, read_trees
 ROOT = Path(__file__).resolve().parent.parent
 
 ray = pytest.importorskip("ray")
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # a Ray cluster and several tiny runs: minutes on 2 cores
 
 
 @pytest.fixture(scope="module")
@@ -181,3 +182,28 @@ def test_logp_gap_shows_a_broken_weight_sync(tmp_path, ray_cluster, inline, monk
     assert broken[0] == pytest.approx(healthy[0], abs=1e-5)  # step 1: both sample the initial weights
     assert broken[1] > 20 * healthy[1]  # measured 0.052 against 0.0004 (the bf16 trainer's rounding)
     assert logp_gap_warning(broken[1], 0.01) is not None and logp_gap_warning(healthy[1], 0.01) is None
+
+
+def test_ray_started_trainer_ranks_train_like_one_process(tmp_path, ray_cluster, inline):
+    """cluster.train_world_size=2 under Ray: this process is rank 0 (it samples through the
+    rollout worker), a Ray actor is rank 1; the DDP update on token-balanced shards gives the
+    inline run's trajectories and, to fp32 summation order, its weights."""
+    import torch
+
+    from tirl.cluster.trainers import TrainerGroup
+
+    cfg = load_config(None, SMALL + [f"run.out_dir={tmp_path}", "run.name=ranks", "cluster.scheduler=ray", "cluster.train_world_size=2", FP32])
+    group = TrainerGroup(cfg)
+    try:
+        tr = make_trainer(cfg, dp=group.dp)
+        tr.rewards = EVEN
+        tr.train(evaluate=False)
+    finally:
+        group.finish(ok=True)
+    ref, ref_dir = inline
+    for step in (1, 2):
+        assert trajectories(tmp_path / "ranks", step, logprobs=False) == trajectories(ref_dir, step, logprobs=False)
+    ours, theirs = tr.policy.model.state_dict(), ref.policy.model.state_dict()
+    assert max(float((ours[k] - theirs[k]).abs().max()) for k in ours) <= 1e-6
+    assert all(torch.isfinite(v).all() for v in ours.values())
+    assert "RANK" not in os.environ  # this process is no rank any more

@@ -22,8 +22,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _set_env(addr: str, port: int, rank: int, world: int) -> None:
+ENV = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK")
+
+
+def _set_env(addr: str, port: int, rank: int, world: int) -> dict[str, str | None]:
+    """Set the rendezvous variables torch.distributed reads; returns what they were."""
+    before = {k: os.environ.get(k) for k in ENV}
     os.environ.update({"MASTER_ADDR": addr, "MASTER_PORT": str(port), "RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": "0"})
+    return before
+
+
+def _restore_env(before: dict[str, str | None]) -> None:
+    for k, v in before.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 class TrainerRank:
@@ -63,7 +77,7 @@ class TrainerGroup:
         actor = ray.remote(num_cpus=1, num_gpus=gpus, max_restarts=0)(TrainerRank)
         self.actors = [actor.remote(cfg, r, addr, port) for r in range(1, c.train_world_size)]
         self.runs = [a.run.remote() for a in self.actors]  # they wait for rank 0 in the rendezvous
-        _set_env(addr, port, 0, c.train_world_size)
+        self._env = _set_env(addr, port, 0, c.train_world_size)
         self.dp: DataParallel = init_data_parallel(c.dist_timeout_s, fsdp=c.parallel == "fsdp")
 
     def finish(self, ok: bool) -> None:
@@ -76,6 +90,7 @@ class TrainerGroup:
                 ray.get(self.runs, timeout=300)
         finally:
             self.dp.close()
+            _restore_env(self._env)  # this process is no rank of a launch any more
             for a in self.actors:
                 ray.kill(a, no_restart=True)
             if self.started_ray:
