@@ -72,7 +72,7 @@ class RolloutPool:
         self.cfg = cfg
         c = cfg.cluster
         self.started_ray = start_ray(cfg)
-        actor = ray.remote(num_cpus=c.worker_cpus, max_restarts=c.max_restarts, max_task_retries=0)(RolloutWorker)
+        actor = ray.remote(num_cpus=c.worker_cpus, num_gpus=c.worker_gpus, max_restarts=c.max_restarts, max_task_retries=0)(RolloutWorker)
         self.workers = [actor.remote(cfg, i, rewards) for i in range(c.rollout_workers)]
         self.dead: set[int] = set()  # out of restarts
         self.sync = WEIGHT_SYNCS[c.sync_mode](cfg.run_dir)

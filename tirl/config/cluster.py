@@ -63,6 +63,9 @@ class ClusterConfig(Section):
     object_store weight sync needs room for one copy of the trained parameters."""
     worker_cpus: float = Field(1.0, gt=0)
     """CPUs Ray reserves for each rollout actor."""
+    worker_gpus: float = Field(0.0, ge=0)
+    """GPUs Ray reserves for each rollout actor (a vLLM engine, ``engine.backend=vllm``, on a GPU
+    node: 1, or a fraction to share one)."""
     max_restarts: int = Field(3, ge=0)
     """Times Ray restarts a rollout actor that died (killed, out of memory); its unfinished
     tasks are resubmitted to the restarted actor."""

@@ -14,8 +14,7 @@ on its own device would.
 
 Checkpoints: ``save`` writes each rank's shards of the model and the optimiser state into one
 directory (every rank calls it with the same directory, rank 0 writes the metadata), ``load``
-reads them back into the sharded model and optimiser, on the same or another number of ranks
-(``torch.distributed.checkpoint`` reshards on load).
+reads them back into the sharded model and optimiser (tested with the same number of ranks).
 """
 
 from __future__ import annotations
