@@ -207,3 +207,34 @@ def test_ray_started_trainer_ranks_train_like_one_process(tmp_path, ray_cluster,
     assert max(float((ours[k] - theirs[k]).abs().max()) for k in ours) <= 1e-6
     assert all(torch.isfinite(v).all() for v in ours.values())
     assert "RANK" not in os.environ  # this process is no rank any more
+
+
+def test_e3_warmup_step_across_two_workers(tmp_path, ray_cluster):
+    """E3-TIR's warm-up on 2 workers: each task's tree (self-exploration, the expert trajectory,
+    anchor continuations) is built on one worker with that worker's expert set; the step's
+    expert costs reach the run's totals and its e3 metrics the log."""
+    over = [
+        "train.steps=1",
+        "train.tasks_per_step=2",
+        "strategy.e3.warmup_steps=1",
+        "strategy.e3.anchors=1",
+        "strategy.e3.branches=2",
+        "strategy.save_trees=true",
+        "task.difficulty=1",
+        "rollout.max_response_tokens=140",
+        "rollout.max_turn_tokens=16",
+        "rollout.group_size=4",
+        "cluster.scheduler=ray",
+        "cluster.rollout_workers=2",
+    ]
+    cfg = load_config("e3_tir", SMALL + [f"run.out_dir={tmp_path}", "run.name=e3", *over])
+    tr = make_trainer(cfg)
+    tr.train(evaluate=False)
+    m = json.loads((tmp_path / "e3" / "metrics.jsonl").read_text().splitlines()[0])
+    assert m["e3/phase"] == 1.0 and m["rollout/rollouts"] == 8 and m["tree/rollouts_per_task"] == 4
+    assert m["total/expert_samples"] == 2 and m["total/expert_tokens"] > 0 and m["train/offpolicy_tokens"] > 0
+    trees = read_trees(tmp_path / "e3" / "trees" / "step_0001.jsonl")
+    assert {t.meta["worker"] for t in trees} == {0, 1}
+    roles = sorted(leaf.role.value for t in trees for leaf in t.leaves())
+    assert roles == sorted(["self"] * 4 + ["expert"] * 2 + ["anchor"] * 4)
+    assert all((tmp_path / "e3" / "workers" / str(i) / "experts.jsonl").exists() for i in (0, 1))  # one expert set per worker
