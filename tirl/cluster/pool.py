@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tirl.config import Config
+from tirl.errors import UserError
 from tirl.rewards.base import RewardSpec
 from tirl.types import Task
 
@@ -25,21 +26,31 @@ from .weight_sync import WEIGHT_SYNCS, WeightHandle
 from .worker import RolloutWorker, SampleRequest, SampleResult
 
 
+class RayUnavailable(UserError, RuntimeError):
+    """Ray is not installed, or the cluster cannot be started or joined."""
+
+
 def start_ray(cfg: Config) -> bool:
     """Join ``cluster.ray_address`` or start a local Ray cluster (a real one, not Ray's legacy
     local mode: every call is serialised as it would be across machines). Returns whether this
     call started it (and so should shut it down)."""
-    import ray
-
+    try:
+        import ray
+    except ImportError:
+        raise RayUnavailable("error: cluster.scheduler=ray needs Ray: pip install 'tirl[ray]'") from None
     if ray.is_initialized():
         return False
     c = cfg.cluster
     opts: dict = {"include_dashboard": False, "log_to_driver": True, "configure_logging": False}
-    if c.ray_address:
-        ray.init(address=c.ray_address, **opts)
-    else:
-        mem = c.ray_object_store_mb * 2**20 if c.ray_object_store_mb else None
-        ray.init(num_cpus=c.ray_num_cpus, object_store_memory=mem, **opts)
+    try:
+        if c.ray_address:
+            ray.init(address=c.ray_address, **opts)
+        else:
+            mem = c.ray_object_store_mb * 2**20 if c.ray_object_store_mb else None
+            ray.init(num_cpus=c.ray_num_cpus, object_store_memory=mem, **opts)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        where = f"join the Ray cluster at {c.ray_address}" if c.ray_address else "start a local Ray cluster"
+        raise RayUnavailable(f"error: cannot {where}: {' '.join(str(e).split())[:300]}") from None
     return True
 
 
