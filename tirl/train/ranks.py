@@ -6,7 +6,8 @@ and do only what rank 0 broadcasts to them (one command per broadcast, in order)
 
 - ``Update``: the whole batch's rows; every rank (rank 0 too) trains its ``shard_rows`` share,
   then steps the learning-rate schedule (also when the batch is empty, as rank 0 does);
-- ``Load``: restore this checkpoint (rank 0 chose it: the newest intact one);
+- ``Load``: restore this checkpoint (rank 0 chose it: the newest intact one); the ranks then
+  agree whether all of them did, and rank 0 tries an older one when any failed;
 - ``SaveShards``: write this rank's shard of an FSDP checkpoint into this directory;
 - ``Stop``: the run is over.
 
@@ -57,6 +58,12 @@ def behaviour_cap(cfg: Config) -> float | None:
     return cfg.cluster.is_cap if cfg.cluster.max_staleness > 0 else None
 
 
+def loaded_everywhere(loaded: bool, dp: DataParallel | None) -> bool:
+    """Whether every rank restored the checkpoint (every rank calls it after each ``Load``);
+    one process: whether it did."""
+    return loaded if dp is None else dp.sum([float(loaded)])[0] == dp.world_size
+
+
 def sharded_update(policy, optimizer, rows: Sequence[TrainRow], cfg: Config, pad_id: int, norm: float, dp: DataParallel) -> UpdateStats:
     """This rank's share of one data-parallel optimiser step on the whole batch ``rows``."""
     mine = shard_rows(rows, dp.world_size)[dp.rank]
@@ -88,12 +95,17 @@ class FollowerRank:
                     self.policy.after_update()
                 self.scheduler.step()
             elif isinstance(cmd, Load):
-                from tirl.train.checkpoint import load_checkpoint
+                from tirl.train.checkpoint import CheckpointError, load_checkpoint
 
-                load_checkpoint(
-                    Path(cmd.checkpoint), model=self.policy.model, optimizer=self.optimizer, scheduler=self.scheduler, sharded=self.policy.sharded
-                )
-                self.policy.after_update()
+                try:
+                    load_checkpoint(
+                        Path(cmd.checkpoint), model=self.policy.model, optimizer=self.optimizer, scheduler=self.scheduler, sharded=self.policy.sharded
+                    )
+                    loaded = True
+                except (CheckpointError, OSError):
+                    loaded = False  # rank 0 reports it and tries an older checkpoint
+                if loaded_everywhere(loaded, self.dp):
+                    self.policy.after_update()
             elif isinstance(cmd, SaveShards):
                 self.policy.sharded.save(Path(cmd.directory), self.optimizer)
             else:

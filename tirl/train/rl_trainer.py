@@ -33,7 +33,7 @@ from tirl.train.data import TaskStream
 from tirl.train.parallel import DataParallel
 from tirl.train.plots import plot_metrics
 from tirl.train.policy import Policy, make_optimizer, make_scheduler
-from tirl.train.ranks import Load, SaveShards, Stop, Update, behaviour_cap, sharded_update
+from tirl.train.ranks import Load, SaveShards, Stop, Update, behaviour_cap, loaded_everywhere, sharded_update
 from tirl.train.remote import RemoteRollouts, RolloutsFactory
 from tirl.train.resolve import export_final_model
 from tirl.train.rng import seed_everything
@@ -324,9 +324,9 @@ class RLTrainer:
         if not found:
             raise CheckpointError(f"nothing to resume: {self.run_dir} has no complete checkpoint")
         for ckpt in reversed(found):
+            if self.dp is not None:
+                self.dp.broadcast(Load(str(ckpt)))  # every rank restores the same checkpoint
             try:
-                if self.dp is not None:
-                    self.dp.broadcast(Load(str(ckpt)))  # every rank restores the same checkpoint
                 state = load_checkpoint(
                     ckpt,
                     model=self.policy.model,
@@ -335,9 +335,12 @@ class RLTrainer:
                     rng_extra={"engine": self.rt.engine.generator},
                     sharded=self.policy.sharded,
                 )
-                break
+                loaded = True
             except (CheckpointError, OSError) as e:
                 self.notes.append(f"checkpoint {ckpt.name} is damaged ({str(e).splitlines()[0][:200]}); trying an older one")
+                loaded = False
+            if loaded_everywhere(loaded, self.dp):
+                break
         else:
             raise CheckpointError(f"cannot resume {self.run_dir}: every checkpoint is damaged ({'; '.join(self.notes)})")
         self.policy.after_update()
@@ -434,7 +437,7 @@ class RLTrainer:
             if self.dp is not None:
                 self.dp.broadcast(Stop())  # the other ranks are done
             if self.step == cfg.steps:
-                results["final_model"] = export_final_model(self.policy, self.tokenizer, self.run_dir)
+                results["final_model"] = export_final_model(self.policy, self.tokenizer, self.run_dir, model=self.policy.generation_model())
             results["plot"] = plot_metrics(self.log.read(), self.run_dir / "plots" / "curves.png", title=self.cfg.run.name)
         finally:
             self.close()
