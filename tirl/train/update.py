@@ -13,6 +13,15 @@ Off-policy term (``algo.offpolicy_coef > 0``; E3-TIR's expert-guided sample, ALG
 expert tokens (``offpolicy = 1``) that are not detached take ``tirl.algo.offpolicy``'s loss with
 their row's advantage instead of the PPO ratio, and count in the same aggregation normaliser as
 the policy tokens (LUFFY, arXiv 2504.14945, Eq. 6: one 1/Z over on- and off-policy tokens).
+
+Stale rollouts (``behaviour_cap``, ``cluster.max_staleness > 0``; ALGORITHMS.md §10): each policy
+token's loss is multiplied by the truncated weight min(pi_prox / pi_behaviour, cap) of decoupled
+PPO, the rows' engine log-probs being pi_behaviour.
+
+Data-parallel (``dp``, ``tirl.train.parallel``): the rows are this rank's shard; the counts the
+aggregation divides by are summed over the ranks first, so each rank's loss is its share of the
+batch loss, the gradients are summed over the ranks (DDP) or reduce-scattered by FSDP, and the
+returned statistics are the whole batch's on every rank.
 """
 
 from __future__ import annotations
