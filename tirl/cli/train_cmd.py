@@ -58,9 +58,9 @@ def train_cmd(
     no_eval: bool = typer.Option(False, "--no-eval", help="Skip evaluation before/after training."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in a run directory that already holds a run (its files are deleted)."),
 ):
-    """Train with RL (GRPO family). Example: tirl train grpo train.steps=20 model.name=tiny-random"""
-    from tirl.train.rl_trainer import RLTrainer
-    from tirl.train.update import NonFiniteUpdate
+    """Train with RL (GRPO family). Example: tirl train grpo train.steps=20 model.name=tiny-random.
+    Data-parallel update: torchrun --nproc_per_node M -m tirl train ... (docs/SCALING.md)."""
+    from tirl.cluster import make_trainer
 
     overrides = list(overrides or [])
     if recipe and "=" in recipe:  # no recipe, only overrides
@@ -80,6 +80,10 @@ def train_cmd(
                 cfg.run.recipe = Path(recipe).stem  # recorded in config.yaml for tirl runs and the report
     except ConfigError as e:
         _fail(str(e))
+    dp, group = _data_parallel(cfg)
+    if dp is not None and not dp.is_main:  # a rank > 0 of torchrun: follow rank 0's commands, print nothing
+        _follow(cfg, dp)
+        return
     st = cfg.strategy
     per_task = {"arpo": f"{st.arpo.budget} (ARPO tree)", "elpo": f"{st.elpo.budget} (ELPO tree)"}.get(st.name, str(cfg.rollout.group_size))
     # the advantage actually computed: ELPO's is its own (ALGORITHMS.md §4), E3-TIR's warm-up mixes algo.advantage (§5)
@@ -87,7 +91,66 @@ def train_cmd(
     console.print(
         f"[bold]tirl train[/] {recipe or ''} -> {cfg.run_dir}  ({cfg.model.name}, {cfg.task.name}, {adv}/{cfg.algo.loss}, {cfg.train.steps} steps x {cfg.train.tasks_per_step} tasks x {per_task})"
     )
-    trainer = RLTrainer(cfg, resume=resume is not None, overwrite=overwrite)  # a RunDirError/CheckpointError is one line (cli.main)
+    if dp is not None:
+        console.print(f"data-parallel update: {dp.world_size} ranks ({cfg.cluster.parallel}, {'nccl' if dp.device.type == 'cuda' else 'gloo'})")
+    ok = False
+    try:
+        trainer = make_trainer(cfg, resume=resume is not None, overwrite=overwrite, dp=dp)  # a RunDirError/CheckpointError is one line (cli.main)
+        _train(trainer, cfg, resume, no_eval, applied)
+        ok = True
+    finally:
+        if group is not None:
+            group.finish(ok)
+        elif dp is not None:
+            dp.close()
+
+
+def _data_parallel(cfg):
+    """(the torch.distributed process group, the Ray trainer ranks): the group when launched by
+    torchrun (the world size is the launcher's) or when Ray starts the other trainer ranks
+    (cluster.scheduler=ray, train_world_size > 1); (None, None) for one process."""
+    from tirl.train.parallel import init_data_parallel, launch_env
+
+    env = launch_env()
+    c = cfg.cluster
+    if env is None:
+        if c.train_world_size > 1 and c.scheduler == "ray":
+            from tirl.cluster.trainers import TrainerGroup
+
+            group = TrainerGroup(cfg)
+            return group.dp, group
+        if c.train_world_size > 1:
+            _fail(
+                f"config error: cluster.train_world_size={c.train_world_size} runs {c.train_world_size} trainer processes: "
+                f"launch with torchrun --nproc_per_node {c.train_world_size} -m tirl train ... (or let Ray start them: cluster.scheduler=ray)"
+            )
+        return None, None
+    if c.train_world_size not in (1, env.world_size):
+        _fail(
+            f"config error: cluster.train_world_size={c.train_world_size} but torchrun started {env.world_size} processes; drop the field or make them equal"
+        )
+    if c.scheduler != "inline":
+        _fail("config error: under torchrun the update's ranks are the launcher's; use cluster.scheduler=inline (Ray starts its own trainer ranks)")
+    return init_data_parallel(c.dist_timeout_s, fsdp=c.parallel == "fsdp"), None
+
+
+def _follow(cfg, dp) -> None:
+    """Rank > 0: hold the policy replica or shard and run the update steps rank 0 hands out."""
+    from tirl.train.ranks import FollowerRank
+    from tirl.train.update import NonFiniteUpdate
+
+    try:
+        FollowerRank(cfg, dp).run()
+    except NonFiniteUpdate:
+        raise typer.Exit(2) from None  # rank 0 says what happened
+    finally:
+        dp.close()
+
+
+def _train(trainer, cfg, resume, no_eval, applied) -> None:
+    """Run the trainer with progress output, then print and save the evaluation tables."""
+    from tirl.train.update import NonFiniteUpdate
+
     for note in trainer.notes:
         console.print(f"[yellow]note:[/] {note}")
     if resume is not None:

@@ -5,8 +5,8 @@ Defaults run on a CPU in minutes with SmolLM2-135M-Instruct on ``arith``.
 
 One module per section (``model``, ``task``, ``tools``, ``engine``, ``endpoints``, ``rollout``,
 ``reward``, ``algo``, ``strategy``, ``optim``, ``train`` (run, train, sft), ``rm``, ``curate``
-(pareto, repair, flywheel), ``log`` (tracking backends, the report)), the tree (``root``) and
-loading (``load``). Every module imports only pydantic, yaml, the standard library and ``tirl.errors``: engine/, rollout/ and train/
+(pareto, repair, flywheel), ``log`` (tracking backends, the report), ``cluster``), the tree (``root``)
+and loading (``load``). Every module imports only pydantic, yaml, the standard library and ``tirl.errors``: engine/, rollout/ and train/
 read their sections from here, never the other way round, so ``import tirl.config`` does not
 load torch, the engines or the sandbox (docs/DESIGN.md, "Configuration and CLI";
 ``tests/test_import_graph.py`` holds both).
@@ -14,6 +14,7 @@ load torch, the engines or the sandbox (docs/DESIGN.md, "Configuration and CLI";
 
 from tirl.config.algo import AlgoConfig
 from tirl.config.base import ConfigError, Section
+from tirl.config.cluster import ClusterConfig
 from tirl.config.curate import FlywheelConfig, ParetoConfig, RepairConfig
 from tirl.config.endpoints import OpenAIEngineConfig
 from tirl.config.engine import EngineConfig, HFEngineConfig, VLLMEngineConfig
@@ -35,6 +36,7 @@ from tirl.config.train import RunConfig, SFTConfig, TrainConfig
 __all__ = [
     "ARPOConfig",
     "AlgoConfig",
+    "ClusterConfig",
     "Config",
     "ConfigError",
     "CustomToolSection",

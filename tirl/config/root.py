@@ -8,6 +8,7 @@ from pydantic import model_validator
 
 from tirl.config.algo import AlgoConfig
 from tirl.config.base import ConfigError, Section
+from tirl.config.cluster import ClusterConfig
 from tirl.config.curate import FlywheelConfig, ParetoConfig, RepairConfig
 from tirl.config.endpoints import OpenAIEngineConfig
 from tirl.config.engine import EngineConfig
@@ -41,6 +42,8 @@ class Config(Section):
     repair: RepairConfig = RepairConfig()
     flywheel: FlywheelConfig = FlywheelConfig()
     log: LogConfig = LogConfig()
+    cluster: ClusterConfig = ClusterConfig()
+    """Where rollouts and the update run (inline by default; Ray, torch.distributed)."""
     endpoints: dict[str, OpenAIEngineConfig] = {}
     """Named OpenAI-compatible servers (experts, judges, repairers, API models to evaluate),
     e.g. ``endpoints.judge.base_url=http://127.0.0.1:8000/v1``; other sections name one as
@@ -66,6 +69,16 @@ class Config(Section):
             raise ValueError(
                 f"strategy elpo computes its own hierarchical advantage (strategy.elpo.lam) and does not read algo.advantage; leave it at grpo, not {self.algo.advantage}"
             )
+        c = self.cluster
+        if c.max_staleness > 0 and (self.rollout.temperature != 1.0 or self.rollout.top_p != 1.0 or self.rollout.top_k != 0):
+            # the behaviour log-probs are those of the processed sampling distribution; the
+            # importance weight needs the policy's own (temperature 1, no truncation)
+            raise ValueError(
+                "cluster.max_staleness > 0 weights tokens by pi/pi_behaviour, which needs rollout.temperature=1, top_p=1 and top_k=0 "
+                f"(got {self.rollout.temperature:g}, {self.rollout.top_p:g}, {self.rollout.top_k})"
+            )
+        if c.parallel == "fsdp" and self.model.lora.enabled:
+            raise ValueError("cluster.parallel=fsdp shards the full model; with model.lora.enabled use cluster.parallel=ddp")
         return self
 
     @property

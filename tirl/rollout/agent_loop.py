@@ -294,12 +294,15 @@ async def run_states(
     states: Sequence[LoopState],
     cfg: RolloutConfig,
     on_finished: Callable[[int], None] | None = None,
+    seed_index: int = 0,
 ) -> list[Trajectory]:
     """Advance ``states`` until every one has stopped; returns their finalized trajectories
-    (in order). Sessions are closed whatever happens."""
+    (in order). Sessions are closed whatever happens. ``seed_index``: the position of the first
+    state in a larger batch split between rollout workers (``tirl.cluster``), so each state gets
+    the seed it would get in the whole batch."""
     base = engine.draw_seed()
     if base is not None:  # None: the engine has no generator, requests go unseeded
-        for i, st in enumerate(states):
+        for i, st in enumerate(states, start=seed_index):
             if st.seed is None:
                 st.seed = hash((base, i)) & (2**62 - 1)
     try:
@@ -321,10 +324,11 @@ async def rollout(
     tasks: Sequence[Task],
     cfg: RolloutConfig,
     on_finished: Callable[[int], None] | None = None,
+    seed_index: int = 0,
 ) -> list[list[Trajectory]]:
     """Roll out ``cfg.group_size`` trajectories per task; returns one group per task."""
     states = start_states(protocol, engine.tokenizer, tasks, cfg.group_size)
-    trajs = await run_states(engine, protocol, states, cfg, on_finished)
+    trajs = await run_states(engine, protocol, states, cfg, on_finished, seed_index)
     G = cfg.group_size
     return [trajs[i * G : (i + 1) * G] for i in range(len(tasks))]
 

@@ -13,6 +13,8 @@ from tirl.rollout.tree import Branch, build_tree
 from tirl.types import RolloutTree, Task
 
 
-async def flat_rollout(engine: Engine, protocol: Protocol, tasks: Sequence[Task], rcfg: RolloutConfig) -> list[RolloutTree]:
-    groups = await rollout(engine, protocol, tasks, rcfg)
+async def flat_rollout(engine: Engine, protocol: Protocol, tasks: Sequence[Task], rcfg: RolloutConfig, seed_index: int = 0) -> list[RolloutTree]:
+    """``seed_index``: this batch's first trajectory's position in the whole step's batch (see
+    ``tirl.rollout.agent_loop.run_states``)."""
+    groups = await rollout(engine, protocol, tasks, rcfg, seed_index=seed_index)
     return [build_tree(t.id, [Branch(tr) for tr in g], strategy="flat") for t, g in zip(tasks, groups)]

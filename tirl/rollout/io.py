@@ -9,7 +9,7 @@ in ``trees/*.jsonl`` (the README documents both):
   what the model read);
 - observation: ``output``, ``ok``, ``error``, ``timed_out``, ``latency_ms``, ``infra_error``;
 - outcome: ``sample``, ``answer``, ``reward``, ``rewards``, ``stop_reason``, ``metrics``,
-  ``text`` and, when set, ``error`` (what failed, for stop reason ``error``).
+  ``text``, ``policy_version`` (the optimiser steps of the weights that sampled it) and, when set, ``error`` (what failed, for stop reason ``error``).
 
 A trajectory line holds its ids, segments, steps, outcome and ``tool_calls`` (each call with its
 observation flattened into one object, plus the step's segment indices). A tree line is the
@@ -93,6 +93,7 @@ def outcome_to_json(tr: Trajectory) -> dict:
         "stop_reason": tr.stop_reason.value if tr.stop_reason else None,
         "metrics": tr.metrics,
         "text": tr.text,
+        "policy_version": tr.policy_version,
         **({"error": tr.error} if tr.error else {}),
     }
 
@@ -105,6 +106,7 @@ def _outcome_into(tr: Trajectory, d: Mapping[str, Any]) -> Trajectory:
     tr.metrics = dict(d.get("metrics", {}))
     tr.text = d.get("text", "")
     tr.error = d.get("error")
+    tr.policy_version = int(d.get("policy_version", 0))
     return tr
 
 

@@ -10,6 +10,10 @@ Layout (DESIGN.md, "Runs on disk")::
         trainer_state.json  {"step": ..., anything JSON the trainer passes (data position, ...)}
         COMPLETE            manifest of the files above; written last
 
+An FSDP run (``cluster.parallel=fsdp``) writes ``shards/`` instead of ``model/`` and
+``optimizer.pt``: every rank's shards of the model and the optimiser state, written by
+``torch.distributed.checkpoint`` (``tirl.train.fsdp``), and read back into a sharded model.
+
 Atomicity: a checkpoint is built in a temporary sibling directory (``.tmp-step_000120-*``),
 every file is fsynced, ``COMPLETE`` is written last, and only then is the directory renamed
 into place with ``os.replace`` (atomic on POSIX) and the parent directory fsynced. So a crash
@@ -18,8 +22,8 @@ are ignored by ``latest_checkpoint`` and removed by the next save. Old checkpoin
 by renaming them to a temporary name first, so a crash mid-delete never leaves a half-deleted
 directory that looks complete.
 
-One writer per run directory (rank 0 in a distributed run). Pass the unwrapped model (not a
-DDP/FSDP wrapper); the model's weights must be materialised on one process.
+One writer per run directory (rank 0 in a distributed run; under FSDP the other ranks write
+their shards into the directory rank 0 hands them, see ``write_shards``).
 """
 
 from __future__ import annotations
@@ -30,9 +34,9 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors.torch import load_file, save_model
@@ -40,9 +44,13 @@ from safetensors.torch import load_file, save_model
 from tirl.errors import UserError
 from tirl.train.rng import capture_rng, restore_rng
 
+if TYPE_CHECKING:
+    from tirl.train.fsdp import ShardedModel
+
 CHECKPOINTS = "checkpoints"
 COMPLETE = "COMPLETE"
 MODEL_DIR = "model"
+SHARDS_DIR = "shards"
 OPTIMIZER = "optimizer.pt"
 SCHEDULER = "scheduler.pt"
 RNG = "rng.pt"
@@ -167,8 +175,13 @@ def save_checkpoint(
     trainer_state: Mapping[str, Any],
     rng_extra: Mapping[str, torch.Generator] | None = None,
     keep_last: int | None = 3,
+    write_shards: Callable[[Path], None] | None = None,
 ) -> Path:
     """Write checkpoint ``step`` atomically and prune to the newest ``keep_last`` (None: keep all).
+
+    ``write_shards`` (FSDP): called with the directory the model's and optimiser's shards go
+    into, in place of saving ``model`` and ``optimizer`` (rank 0 hands the directory to the other
+    ranks and writes its own shards; the checkpoint completes after all have written).
 
     ``trainer_state`` must be JSON-serialisable; ``step`` is stored with it. Saving a step that
     already exists replaces it (a crash during that replacement loses that step, never an
@@ -192,9 +205,16 @@ def save_checkpoint(
     final = step_dir(run_dir, step)
     tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{final.name}-", dir=root))
     try:
-        _save_model(model, tmp / MODEL_DIR)
-        files = [str(p.relative_to(tmp)) for p in sorted((tmp / MODEL_DIR).rglob("*")) if p.is_file()]
-        if optimizer is not None:
+        if write_shards is not None:
+            (tmp / SHARDS_DIR).mkdir()
+            write_shards(tmp / SHARDS_DIR)
+            files = [str(p.relative_to(tmp)) for p in sorted((tmp / SHARDS_DIR).rglob("*")) if p.is_file()]
+            if not files:
+                raise CheckpointError(f"writing the shards wrote nothing into {tmp / SHARDS_DIR}")
+        else:
+            _save_model(model, tmp / MODEL_DIR)
+            files = [str(p.relative_to(tmp)) for p in sorted((tmp / MODEL_DIR).rglob("*")) if p.is_file()]
+        if optimizer is not None and write_shards is None:
             torch.save(optimizer.state_dict(), tmp / OPTIMIZER)
             files.append(OPTIMIZER)
         if scheduler is not None:
@@ -317,20 +337,38 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: Any | None = None,
     rng_extra: Mapping[str, torch.Generator] | None = None,
+    sharded: ShardedModel | None = None,
 ) -> dict[str, Any]:
     """Restore a checkpoint in place and return its trainer state (a dict with ``step``).
 
     The model's weights (or a PEFT model's adapters) are loaded into ``model``; the optimiser,
     scheduler and RNG states are restored when given. Asking for an optimiser or scheduler state
     the checkpoint does not hold is an error; leaving them out (e.g. to evaluate) is not.
+    ``sharded`` (FSDP, every rank calls it): the model is sharded, the checkpoint must hold shards.
     """
     ckpt_dir = Path(ckpt_dir)
     _manifest(ckpt_dir)
+    has_shards = (ckpt_dir / SHARDS_DIR).is_dir()
+    if has_shards != (sharded is not None):
+        raise CheckpointError(
+            f"checkpoint {ckpt_dir} holds "
+            + (
+                "FSDP shards: resume it with cluster.parallel=fsdp"
+                if has_shards
+                else "a whole model: resume it with cluster.parallel=ddp (or one process)"
+            )
+        )
     for obj, name in ((optimizer, OPTIMIZER), (scheduler, SCHEDULER)):
-        if obj is not None and not (ckpt_dir / name).is_file():
+        if obj is not None and not (ckpt_dir / name).is_file() and not (has_shards and name == OPTIMIZER):
             raise CheckpointError(f"checkpoint {ckpt_dir} has no {name}, but a {name.removesuffix('.pt')} was given to restore")
     model_dir = ckpt_dir / MODEL_DIR
-    if _is_peft(model):
+    if sharded is not None:
+        try:
+            sharded.load(ckpt_dir / SHARDS_DIR, optimizer)
+        except Exception as e:  # noqa: BLE001 - torch.distributed.checkpoint's own errors, re-raised with the checkpoint named
+            raise CheckpointError(f"cannot read the shards of {ckpt_dir}: {type(e).__name__}: {str(e).splitlines()[0][:300]}") from e
+        optimizer = None  # restored with the shards
+    elif _is_peft(model):
         _load_peft_model(model, model_dir)
     else:
         _load_full_model(model, model_dir)

@@ -23,6 +23,7 @@ groups in one batch keep the matrices large, which is what CPU matmuls need to r
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -90,8 +91,18 @@ def shared_prefixes(ids_BT: torch.Tensor, attn_BT: torch.Tensor, mask_BT: torch.
     return SharedPrefix(group_B, torch.tensor(lengths, dtype=torch.long))
 
 
+def _is_fsdp(model) -> bool:
+    # An FSDP2 model exists only once torch.distributed.fsdp is imported; checking sys.modules avoids importing it.
+    fsdp = sys.modules.get("torch.distributed.fsdp")
+    return fsdp is not None and isinstance(model, fsdp.FSDPModule)
+
+
 def _fused_head(model) -> torch.nn.Linear | None:
-    """The output layer when the fused log-prob path applies, else None."""
+    """The output layer when the fused log-prob path applies, else None. Not for an FSDP model:
+    its parameters are gathered by hooks on the whole model's forward, which the fused path
+    (decoder, then the output layer's weight) would go around."""
+    if _is_fsdp(model):
+        return None
     cfg = getattr(model, "config", None)
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if getattr(cfg, "model_type", None) not in FUSED_HEAD_MODELS or type(head) is not torch.nn.Linear:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import torch
 from torch.autograd.graph import increment_version
@@ -13,26 +14,41 @@ from tirl.config import Config
 from tirl.models import load_model
 from tirl.train.resolve import resolve_eval_model
 
+if TYPE_CHECKING:
+    from tirl.train.fsdp import ShardedModel
+    from tirl.train.parallel import DataParallel
+
+
+def build_model(cfg: Config):
+    """The policy's model (with its LoRA adapter when configured) and tokenizer, as loaded for
+    training; a Ray rollout worker builds the same and receives the trained weights."""
+    lm = load_model(resolve_eval_model(cfg.model.name))
+    model = lm.model
+    if cfg.model.lora.enabled:
+        from peft import LoraConfig, get_peft_model
+
+        from tirl.models.peft_quiet import quiet_peft
+
+        lc = cfg.model.lora
+        with quiet_peft():
+            model = get_peft_model(
+                model, LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=lc.target_modules, task_type="CAUSAL_LM")
+            )
+    return model, lm.tokenizer
+
 
 class Policy:
     """Owns the model being trained. ``reference()`` is a context in which ``self.model`` computes
-    reference log-probs: with LoRA the adapter is disabled (free), otherwise a frozen copy is used."""
+    reference log-probs: with LoRA the adapter is disabled (free), otherwise a frozen copy is used.
 
-    def __init__(self, cfg: Config):
-        lm = load_model(resolve_eval_model(cfg.model.name))
-        self.tokenizer = lm.tokenizer
-        model = lm.model
+    In a data-parallel run (``dp``, ``tirl.train.parallel``) every rank builds its Policy and
+    starts from rank 0's weights; under FSDP (``cluster.parallel=fsdp``) ``model`` is then
+    sharded (``sharded``, ``tirl.train.fsdp``) and rank 0 samples from a full replica that
+    ``after_update`` refreshes."""
+
+    def __init__(self, cfg: Config, dp: DataParallel | None = None):
+        model, self.tokenizer = build_model(cfg)
         self.lora = cfg.model.lora.enabled
-        if self.lora:
-            from peft import LoraConfig, get_peft_model
-
-            from tirl.models.peft_quiet import quiet_peft
-
-            lc = cfg.model.lora
-            with quiet_peft():
-                model = get_peft_model(
-                    model, LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout, target_modules=lc.target_modules, task_type="CAUSAL_LM")
-                )
         self.model = model
         self.model.train()
         self._ref = None
@@ -40,6 +56,16 @@ class Policy:
             self._ref = copy.deepcopy(model).eval()
             for p in self._ref.parameters():
                 p.requires_grad_(False)
+        self.sharded: ShardedModel | None = None
+        self._sampling_replica = None
+        if dp is not None:
+            dp.broadcast_parameters(self.model)  # every rank starts from rank 0's weights
+            if dp.fsdp:
+                from tirl.train.fsdp import ShardedModel
+
+                if dp.is_main:
+                    self._sampling_replica = copy.deepcopy(self.model).eval().requires_grad_(False)
+                self.sharded = ShardedModel(self.model)
 
     def trainable_parameters(self):
         return [p for p in self.model.parameters() if p.requires_grad]
@@ -56,8 +82,15 @@ class Policy:
             raise RuntimeError("no reference model: set algo.kl_coef > 0 when building the policy")
 
     def generation_model(self):
-        """The module the engine samples from (the live weights, so updates are visible at once)."""
-        return self.model
+        """The module the engine samples from: the live weights, so updates are visible at once
+        (FSDP: rank 0's full replica, refreshed by ``after_update``)."""
+        return self._sampling_replica if self._sampling_replica is not None else self.model
+
+    def after_update(self) -> None:
+        """After an optimiser step or a restore: FSDP gathers the full weights into rank 0's
+        sampling replica (every rank must call it); nothing otherwise."""
+        if self.sharded is not None:
+            self.sharded.gather_into(self._sampling_replica)
 
 
 def make_optimizer(params, lr: float, weight_decay: float = 0.0, betas=(0.9, 0.999)) -> torch.optim.Optimizer:

@@ -24,13 +24,15 @@ def resolve_eval_model(name: str) -> str:
     return name
 
 
-def export_final_model(policy, tokenizer, run_dir: Path) -> Path:
+def export_final_model(policy, tokenizer, run_dir: Path, model=None) -> Path:
     """Write the trained weights as a plain transformers directory (merging a LoRA adapter into
-    a copy of the base weights) so ``tirl eval --model RUN`` and ``model.name=RUN`` load it."""
+    a copy of the base weights) so ``tirl eval --model RUN`` and ``model.name=RUN`` load it.
+    ``model``: the module holding the whole weights when it is not ``policy.model`` (FSDP:
+    rank 0's full replica)."""
     import copy
 
     out = run_dir / "final_model"
-    model = policy.model
+    model = policy.model if model is None else model
     if policy.lora:
         model = copy.deepcopy(model).merge_and_unload()
     # Written beside and renamed into place: a reader (tirl eval --model RUN) never sees half a model.

@@ -17,12 +17,12 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
 
-import numpy as np
 import torch
 
 from tirl.algo import nonzero_variance_groups
-from tirl.config import Config, save_config
+from tirl.config import Config, ConfigError, save_config
 from tirl.eval.runner import EvalReport, evaluate_async
+from tirl.rewards.base import RewardSpec
 from tirl.rewards.compose import apply_rewards
 from tirl.rewards.schedule import Progress
 from tirl.rollout.fit import NoTaskFits
@@ -32,31 +32,45 @@ from tirl.train import components as C
 from tirl.train.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
 from tirl.train.data import TaskStream
 from tirl.train.memory import PhasePeak
+from tirl.train.parallel import DataParallel
 from tirl.train.plots import plot_metrics
 from tirl.train.policy import Policy, make_optimizer, make_scheduler
+from tirl.train.ranks import Load, SaveShards, Stop, Update, behaviour_cap, loaded_everywhere, sharded_update
+from tirl.train.remote import RemoteRollouts, RolloutsFactory
 from tirl.train.resolve import export_final_model
+from tirl.train.rng import seed_everything
 from tirl.train.run_dir import claim
 from tirl.train.run_log import RunLog
 from tirl.train.scoring import TeacherForcingScorer
 from tirl.train.sft import file_trajectories, reference_trajectories, run_sft
+from tirl.train.step_metrics import rollout_metrics, update_metrics
 from tirl.train.strategies import StepContext, make_strategy
 from tirl.train.tracking import make_trackers
 from tirl.train.update import policy_update
-from tirl.types import Origin, RolloutTree, Task, Trajectory
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+from tirl.types import Origin, RolloutTree, Task, TrainRow
 
 
 class RLTrainer:
-    def __init__(self, cfg: Config, resume: bool = False, overwrite: bool = False):
+    def __init__(
+        self,
+        cfg: Config,
+        resume: bool = False,
+        overwrite: bool = False,
+        dp: DataParallel | None = None,
+        rollouts_factory: RolloutsFactory | None = None,
+    ):
         """``resume``: continue the run in cfg.run_dir from its newest intact checkpoint;
         otherwise start a fresh run there (refused where a run already is, unless ``overwrite``).
-        The run directory stays locked to this trainer until ``train`` ends or ``close``."""
+        The run directory stays locked to this trainer until ``train`` ends or ``close``.
+        ``dp``: rank 0 of a data-parallel update (``tirl.train.ranks``: the other ranks follow
+        the commands this trainer broadcasts). ``rollouts_factory``: starts the rollouts of
+        ``cluster.scheduler=ray`` (``tirl.cluster.make_trainer`` passes it)."""
+        if dp is not None and cfg.train.sft_first:
+            raise ConfigError(
+                "config error: train.sft_first runs in one process; with a data-parallel update run `tirl sft` first and start from its model (model.name=DIR)"
+            )
         self.cfg = cfg
+        self.dp = dp
         self.run_dir = cfg.run_dir
         # bad task data and bad tools (a custom class, an MCP server) fail first: before the run
         # directory is claimed and before the model loads
@@ -72,7 +86,7 @@ class RLTrainer:
             # coroutine unwinds) before KeyboardInterrupt reaches the caller; a bare loop would raise
             # it inside whichever task was running and leave the others pending.
             self.runner = asyncio.Runner()
-            self.policy = Policy(cfg)
+            self.policy = Policy(cfg, dp=dp)
             self.tokenizer = self.policy.tokenizer
             self.rt = C.build_runtime(cfg, self.policy.generation_model(), self.tokenizer, seed=cfg.train.seed, tools=tools)
         except BaseException:
@@ -82,10 +96,13 @@ class RLTrainer:
             raise
         self.progress = Progress(step=0, total=cfg.train.steps)  # read by scheduled rewards (ET-Agent σ decay)
         self.mem = PhasePeak()  # peak resident memory of each step's rollout and update (mem/*)
-        self.rewards = C.rewards(cfg, self.rt.protocol, self.progress)
+        self._rewards = C.rewards(cfg, self.rt.protocol, self.progress)
+        self._custom_rewards: list[RewardSpec] | None = None  # set by assigning ``rewards``
+        self.rollouts_factory = rollouts_factory
+        self.rollouts: RemoteRollouts | None = None  # Ray rollout workers, started at the first step
         self.strategy = make_strategy(cfg)  # flat groups, ARPO or ELPO trees, E3-TIR (strategy.name)
         # E3-TIR scores expert anchors by teacher forcing through the live policy
-        self.scorer = TeacherForcingScorer(self.policy.model, self.tokenizer.pad_token_id, cfg.optim.micro_batch_size, cfg.optim.bf16)
+        self.scorer = TeacherForcingScorer(self.policy.generation_model(), self.tokenizer.pad_token_id, cfg.optim.micro_batch_size, cfg.optim.bf16)
         train_fit = C.fit(self.rt, train_tasks)
         eval_fit = C.fit(self.rt, eval_tasks)
         try:
@@ -137,10 +154,12 @@ class RLTrainer:
         stats = Counter()
         rounds = 0
         while len(kept) < want:
-            tasks = self.stream.take(want - len(kept) if cfg.algo.dynamic_sampling else want)
-            rng = random.Random(f"{cfg.train.seed}/{self.step}/{rounds}")  # branching decisions, reproducible on resume
-            trees = self.runner.run(self.strategy.sample(tasks, self.step_context(rng)))
-            apply_rewards([(task, tree.trajectories()) for task, tree in zip(tasks, trees)], self.rewards)
+            pre = self.rollouts.collect_prefetched(self.step) if self.rollouts is not None and rounds == 0 else None
+            if pre is not None:  # sampled while the last update ran (cluster.max_staleness > 0)
+                tasks, trees = pre
+            else:
+                tasks = self.stream.take(want - len(kept) if cfg.algo.dynamic_sampling else want)
+                trees = self._sample_round(tasks, rounds)
             for task, tree in zip(tasks, trees):
                 live = tree.trajectories()  # infrastructure failures are not in the tree
                 stats["rollouts"] += tree.rollouts
@@ -161,9 +180,33 @@ class RLTrainer:
         stats["resample_rounds"] = rounds
         return kept_tasks[:want], kept[:want], dict(stats)
 
+    def _sample_round(self, tasks: list[Task], rounds: int) -> list[RolloutTree]:
+        """One round: a tree per task, rewarded, every trajectory stamped with the weights' version."""
+        expert_samples = int(self.totals.get("expert_samples", 0))
+        if self.rollouts is not None:
+            return self.rollouts.sample_round(tasks, self.step, rounds, self.rt.engine.generator, expert_samples)
+        rng = random.Random(f"{self.cfg.train.seed}/{self.step}/{rounds}")  # branching decisions, reproducible on resume
+        trees = self.runner.run(self.strategy.sample(tasks, self.step_context(rng)))
+        apply_rewards([(task, tree.trajectories()) for task, tree in zip(tasks, trees)], self.rewards)
+        for tree in trees:
+            for tr in tree.trajectories():
+                tr.policy_version = self.step  # the live weights have taken this many steps
+        return trees
+
+    def _prefetch(self) -> None:
+        """Pipelined runs: start the rollouts of the next max_staleness steps now, before this
+        step's update (they sample the weights the workers have: this step's)."""
+        r, cfg = self.rollouts, self.cfg
+        while r.in_flight() < cfg.cluster.max_staleness and self.step + 1 + r.in_flight() < cfg.train.steps:
+            state = self.stream.state_dict()
+            tasks = self.stream.take(cfg.train.tasks_per_step)
+            r.prefetch(self.step + 1 + r.in_flight(), tasks, state, int(self.totals.get("expert_samples", 0)))
+
     def train_step(self) -> dict:
         cfg = self.cfg
         t0 = time.perf_counter()
+        if cfg.cluster.scheduler == "ray" and self.rollouts is None:
+            self._start_rollouts()
         self.policy.model.eval()
         engine = self.rt.engine
         gen0 = engine.tokens_generated
@@ -171,11 +214,15 @@ class RLTrainer:
         self.progress.step = self.step
         self.mem.start()
         tasks, trees, sstats = self.sample_batch()
+        metrics: dict = {f"rollout/{k}": float(v) for k, v in sstats.items()}
+        if self.rollouts is not None:
+            tasks, trees, lag = self.rollouts.within_staleness(tasks, trees, self.step)
+            metrics.update(lag)
+            if self.rollouts.pipelined:
+                self._prefetch()
         t_roll = time.perf_counter() - t0
         mem_rollout = self.mem.peak_gb()
         trajs = [t for tree in trees for t in tree.trajectories()]
-        metrics: dict = {f"rollout/{k}": float(v) for k, v in sstats.items()}
-        metrics.update(self._rollout_metrics(trajs, t_roll, engine.tokens_generated - gen0))
         metrics.update(tree_metrics(trees))
         if mem_rollout is not None:
             metrics["mem/rollout_peak_gb"] = mem_rollout
@@ -183,48 +230,35 @@ class RLTrainer:
         for name in ("weights_copy", "kv_cache", "prefix_store_peak"):
             if (b := getattr(emem, name)) is not None:
                 metrics[f"mem/engine_{name}_gb"] = b / 2**30
-        if prefix0 is not None:
-            metrics["engine/prefix_tokens_recomputed"] = float(engine.counters().prefix_tokens_recomputed - prefix0)
         stats = None
         if trajs:
             credit = self.strategy.credit(trees)  # advantages and clip bounds -> TrainRows
-            adv = torch.tensor(credit.values)
             t1 = time.perf_counter()
             self.policy.model.train()
             norm = cfg.algo.norm_constant or float(cfg.rollout.max_response_tokens)
             self.mem.start()
-            stats = policy_update(self.policy, self.optimizer, credit.rows, cfg.algo, cfg.optim, self.tokenizer.pad_token_id, norm)
+            stats = self._update(credit.rows, norm)
             if (peak := self.mem.peak_gb()) is not None:
                 metrics["mem/update_peak_gb"] = peak
-            metrics.update(
-                {
-                    "adv/mean": float(adv.mean()),
-                    "adv/std": float(adv.std()) if len(adv) > 1 else 0.0,
-                    "adv/zero_frac": float((adv.abs() < 1e-8).float().mean()),
-                    "loss/total": stats.loss,
-                    "loss/pg": stats.pg_loss,
-                    "loss/kl": stats.kl,
-                    "policy/clip_frac": stats.clip_frac,
-                    "policy/entropy": stats.entropy,
-                    "policy/grad_norm": stats.grad_norm,
-                    "policy/logp_gap_engine": stats.logp_gap_engine,
-                    "policy/ratio_max": stats.ratio_max,
-                    "train/tokens": float(stats.n_tokens),
-                    "train/rows": float(stats.n_rows),
-                    "time/update_s": time.perf_counter() - t1,
-                }
-            )
+            metrics.update(update_metrics(stats, torch.tensor(credit.values), time.perf_counter() - t1, behaviour_cap(cfg) is not None))
             self.totals["train_tokens"] += stats.n_tokens
             if stats.n_offpolicy_tokens:
-                metrics.update(
-                    {
-                        "loss/offpolicy": stats.offpolicy_loss,
-                        "policy/offpolicy_weight": stats.offpolicy_weight,
-                        "train/offpolicy_tokens": float(stats.n_offpolicy_tokens),
-                    }
-                )
                 self.totals["offpolicy_tokens"] += stats.n_offpolicy_tokens
+        elif self.dp is not None:
+            self.dp.broadcast(Update([], 0.0, train=False))  # the other ranks step their schedule too
         report = self.strategy.after_step()  # E3-TIR: its metrics and expert costs
+        generated = engine.tokens_generated - gen0
+        prefix = None if prefix0 is None else engine.counters().prefix_tokens_recomputed - prefix0
+        if self.rollouts is not None:
+            self.rollouts.push(self.policy.generation_model(), self.step + 1)  # the weights after this step
+            remote = self.rollouts.take_reports()  # what the workers' strategies reported
+            report.metrics.update(remote.metrics)
+            self.totals.update(remote.costs)
+            cluster, generated, prefix = self.rollouts.take_metrics()
+            metrics.update(cluster)
+        metrics.update(rollout_metrics(trajs, t_roll, generated))
+        if prefix is not None:
+            metrics["engine/prefix_tokens_recomputed"] = float(prefix)
         metrics.update(report.metrics)
         self.totals.update(report.costs)
         metrics["lr"] = self.scheduler.get_last_lr()[0]
@@ -241,27 +275,36 @@ class RLTrainer:
             self.log.trees(self.step, trees)
         return metrics
 
-    @staticmethod
-    def _rollout_metrics(trajs: list[Trajectory], wall: float, generated: int) -> dict:
-        if not trajs:
-            return {"rollout/n": 0.0}
-        n = len(trajs)
-        calls = [s for t in trajs for s in t.steps if s.call is not None]
-        m = {
-            "rollout/n": float(n),
-            "reward/mean": sum(t.reward for t in trajs) / n,
-            "reward/std": float(np.std([t.reward for t in trajs])),
-            "reward/accuracy": sum(t.rewards.get("correct", 0.0) for t in trajs) / n,
-            "reward/format_ok": sum(t.rewards.get("format_ok", 0.0) for t in trajs) / n,
-            "rollout/tool_calls": len(calls) / n,
-            "rollout/tool_use_rate": sum(1 for t in trajs if t.n_tool_calls) / n,
-            "rollout/tool_success": sum(1 for s in calls if s.observation and s.observation.ok) / max(len(calls), 1),
-            "rollout/policy_tokens": sum(t.n_policy_tokens for t in trajs) / n,
-            "rollout/tokens_per_s": generated / wall if wall > 0 else 0.0,
-        }
-        for reason, k in Counter(t.stop_reason.value for t in trajs if t.stop_reason).items():
-            m[f"stop/{reason}"] = k / n
-        return m
+    def _start_rollouts(self) -> None:
+        """Ray: start the rollout workers with the current weights (at the first step, so a
+        resumed run's weights and a program's ``rewards`` are the ones they get)."""
+        if self.rollouts_factory is None:
+            raise ConfigError(
+                "config error: cluster.scheduler=ray needs the Ray driver: build the trainer with tirl.cluster.make_trainer (tirl train does)"
+            )
+        self.rollouts = self.rollouts_factory(self.cfg, self.policy.generation_model(), self.step, self._custom_rewards)
+
+    def _update(self, rows: list[TrainRow], norm: float):
+        """The optimiser step on the batch: here, or (data-parallel) this rank's share after
+        handing the batch to the other ranks."""
+        cfg = self.cfg
+        if self.dp is None:
+            return policy_update(
+                self.policy, self.optimizer, rows, cfg.algo, cfg.optim, self.tokenizer.pad_token_id, norm, behaviour_cap=behaviour_cap(cfg)
+            )
+        self.dp.broadcast(Update(rows, norm))
+        stats = sharded_update(self.policy, self.optimizer, rows, cfg, self.tokenizer.pad_token_id, norm, self.dp)
+        self.policy.after_update()
+        return stats
+
+    @property
+    def rewards(self) -> list[RewardSpec]:
+        return self._rewards
+
+    @rewards.setter
+    def rewards(self, specs: list[RewardSpec]) -> None:
+        """Replace the run's reward functions (Ray rollout workers receive them pickled)."""
+        self._rewards = self._custom_rewards = specs
 
     # -- evaluation, checkpoints, the loop --------------------------------------------------
     def evaluate(self, tag: str, samples: int | None = None, temperature: float | None = None) -> EvalReport:
@@ -285,7 +328,16 @@ class RLTrainer:
         return report
 
     def save(self) -> None:
-        state = {"step": self.step, "stream": self.stream.state_dict(), "totals": dict(self.totals)}
+        # rollouts in flight (pipelined) took their tasks already: a resumed run samples them again
+        stream = (self.rollouts.checkpoint_stream_state() if self.rollouts is not None else None) or self.stream.state_dict()
+        state = {"step": self.step, "stream": stream, "totals": dict(self.totals)}
+        write_shards = None
+        if self.policy.sharded is not None:  # FSDP: every rank writes its shards into the new checkpoint
+
+            def write_shards(directory):
+                self.dp.broadcast(SaveShards(str(directory)))
+                self.policy.sharded.save(directory, self.optimizer)
+
         save_checkpoint(
             self.run_dir,
             self.step,
@@ -295,6 +347,7 @@ class RLTrainer:
             trainer_state=state,
             rng_extra={"engine": self.rt.engine.generator},
             keep_last=self.cfg.train.keep_last,
+            write_shards=write_shards,
         )
 
     def _resume(self) -> None:
@@ -304,15 +357,26 @@ class RLTrainer:
         if not found:
             raise CheckpointError(f"nothing to resume: {self.run_dir} has no complete checkpoint")
         for ckpt in reversed(found):
+            if self.dp is not None:
+                self.dp.broadcast(Load(str(ckpt)))  # every rank restores the same checkpoint
             try:
                 state = load_checkpoint(
-                    ckpt, model=self.policy.model, optimizer=self.optimizer, scheduler=self.scheduler, rng_extra={"engine": self.rt.engine.generator}
+                    ckpt,
+                    model=self.policy.model,
+                    optimizer=self.optimizer,
+                    scheduler=self.scheduler,
+                    rng_extra={"engine": self.rt.engine.generator},
+                    sharded=self.policy.sharded,
                 )
-                break
+                loaded = True
             except (CheckpointError, OSError) as e:
                 self.notes.append(f"checkpoint {ckpt.name} is damaged ({str(e).splitlines()[0][:200]}); trying an older one")
+                loaded = False
+            if loaded_everywhere(loaded, self.dp):
+                break
         else:
             raise CheckpointError(f"cannot resume {self.run_dir}: every checkpoint is damaged ({'; '.join(self.notes)})")
+        self.policy.after_update()
         if ckpt is not found[-1]:
             self.notes.append(f"resumed from {ckpt.name}, the newest intact checkpoint")
         self.step = int(state["step"])
@@ -412,8 +476,10 @@ class RLTrainer:
                 self.log.log(self.step, metrics)
                 if cfg.checkpoint_every and (self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps):
                     self.save()
+            if self.dp is not None:
+                self.dp.broadcast(Stop())  # the other ranks are done
             if self.step == cfg.steps:
-                results["final_model"] = export_final_model(self.policy, self.tokenizer, self.run_dir)
+                results["final_model"] = export_final_model(self.policy, self.tokenizer, self.run_dir, model=self.policy.generation_model())
             results["plot"] = plot_metrics(self.log.read(), self.run_dir / "plots" / "curves.png", title=self.cfg.run.name)
             ok = True
         finally:
@@ -435,6 +501,8 @@ class RLTrainer:
             self.runner.run(self.strategy.aclose())
             self.runner.run(self.rt.aclose())
             self.runner.close()
+            if self.rollouts is not None:
+                self.rollouts.close()
         finally:
             self.lock.release()
             self.lock = None

@@ -20,6 +20,13 @@ import numpy as np
 import torch
 
 
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators (a run's start)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 def capture_rng(extra: Mapping[str, torch.Generator] | None = None) -> dict:
     """The states of the global generators and of the named ``extra`` generators."""
     py_version, py_state, py_gauss = random.getstate()

@@ -45,6 +45,10 @@ class StepContext:
     ``strategy.e3.max_expert_samples``."""
     run_dir: Path | None = None
     """Where a strategy keeps what a resumed run reads back (E3-TIR's expert set)."""
+    seed_index: int = 0
+    """Trajectories of the step's batch before these tasks' (a Ray rollout worker samples a slice
+    of the batch): flat groups seed each trajectory as in the whole batch, so the slices together
+    sample what one process would. Tree strategies sample reproducibly per slice instead."""
 
 
 @dataclass

@@ -19,7 +19,7 @@ class FlatStrategy(Strategy):
     name = "flat"
 
     async def sample(self, tasks: Sequence[Task], ctx: StepContext) -> list[RolloutTree]:
-        return await flat_rollout(ctx.engine, ctx.protocol, tasks, ctx.rollout)
+        return await flat_rollout(ctx.engine, ctx.protocol, tasks, ctx.rollout, ctx.seed_index)
 
     def credit(self, trees: Sequence[RolloutTree]) -> Credit:
         a = self.cfg.algo
