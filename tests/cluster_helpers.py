@@ -25,7 +25,7 @@ SMALL = [
     "task.n_train=12",
     "task.n_eval=2",
 ]
-IGNORED = ("time/", "rollout/tokens_per_s", "total/wall_s", "cluster/", "staleness/", "engine/")
+IGNORED = ("time/", "rollout/tokens_per_s", "total/wall_s", "cluster/", "staleness/", "engine/", "mem/")
 
 
 def even_token_share(group, task):
