@@ -29,13 +29,13 @@ from tirl.rollout.fit import NoTaskFits
 from tirl.rollout.tree import tree_metrics
 from tirl.tasks.reference import is_reference
 from tirl.train import components as C
-from tirl.train.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
+from tirl.train.checkpoint import list_checkpoints
 from tirl.train.data import TaskStream
 from tirl.train.memory import PhasePeak
 from tirl.train.parallel import DataParallel
 from tirl.train.plots import plot_metrics
 from tirl.train.policy import Policy, make_optimizer, make_scheduler
-from tirl.train.ranks import Load, SaveShards, Stop, Update, behaviour_cap, loaded_everywhere, sharded_update
+from tirl.train.ranks import Stop, Update, behaviour_cap, sharded_update
 from tirl.train.remote import RemoteRollouts, RolloutsFactory
 from tirl.train.resolve import export_final_model
 from tirl.train.rng import seed_everything
@@ -46,6 +46,7 @@ from tirl.train.sft import file_trajectories, reference_trajectories, run_sft
 from tirl.train.step_metrics import rollout_metrics, update_metrics
 from tirl.train.strategies import StepContext, make_strategy
 from tirl.train.tracking import make_trackers
+from tirl.train.trainer_state import resume_trainer, save_trainer
 from tirl.train.update import policy_update
 from tirl.types import Origin, RolloutTree, Task, TrainRow
 
@@ -328,61 +329,10 @@ class RLTrainer:
         return report
 
     def save(self) -> None:
-        # rollouts in flight (pipelined) took their tasks already: a resumed run samples them again
-        stream = (self.rollouts.checkpoint_stream_state() if self.rollouts is not None else None) or self.stream.state_dict()
-        state = {"step": self.step, "stream": stream, "totals": dict(self.totals)}
-        write_shards = None
-        if self.policy.sharded is not None:  # FSDP: every rank writes its shards into the new checkpoint
-
-            def write_shards(directory):
-                self.dp.broadcast(SaveShards(str(directory)))
-                self.policy.sharded.save(directory, self.optimizer)
-
-        save_checkpoint(
-            self.run_dir,
-            self.step,
-            model=self.policy.model,
-            optimizer=self.optimizer,
-            scheduler=self.scheduler,
-            trainer_state=state,
-            rng_extra={"engine": self.rt.engine.generator},
-            keep_last=self.cfg.train.keep_last,
-            write_shards=write_shards,
-        )
+        save_trainer(self)
 
     def _resume(self) -> None:
-        """Restore the newest checkpoint that loads; a damaged newer one (truncated weights, a
-        missing file, a bad manifest) is reported and skipped."""
-        found = list_checkpoints(self.run_dir)
-        if not found:
-            raise CheckpointError(f"nothing to resume: {self.run_dir} has no complete checkpoint")
-        for ckpt in reversed(found):
-            if self.dp is not None:
-                self.dp.broadcast(Load(str(ckpt)))  # every rank restores the same checkpoint
-            try:
-                state = load_checkpoint(
-                    ckpt,
-                    model=self.policy.model,
-                    optimizer=self.optimizer,
-                    scheduler=self.scheduler,
-                    rng_extra={"engine": self.rt.engine.generator},
-                    sharded=self.policy.sharded,
-                )
-                loaded = True
-            except (CheckpointError, OSError) as e:
-                self.notes.append(f"checkpoint {ckpt.name} is damaged ({str(e).splitlines()[0][:200]}); trying an older one")
-                loaded = False
-            if loaded_everywhere(loaded, self.dp):
-                break
-        else:
-            raise CheckpointError(f"cannot resume {self.run_dir}: every checkpoint is damaged ({'; '.join(self.notes)})")
-        self.policy.after_update()
-        if ckpt is not found[-1]:
-            self.notes.append(f"resumed from {ckpt.name}, the newest intact checkpoint")
-        self.step = int(state["step"])
-        self.stream.load_state_dict(state["stream"])
-        self.totals = Counter(state.get("totals", {}))
-        self.log.truncate_after(self.step)
+        resume_trainer(self)
 
     def warmup_sft(self, on_step: Callable | None = None) -> list:
         """SFT on the configured source before RL (the SFT-then-RL baseline's first stage)."""
