@@ -74,6 +74,7 @@ def test_train_stops_cleanly_and_resumes(tmp_path, sig):
             f"run.out_dir={tmp_path / 'runs'}",
             "run.name=r",
             "train.steps=40",
+            "train.sft_first=false",  # the RL steps are what is interrupted; SFT would only add minutes under load
             "train.checkpoint_every=1",
             "rollout.max_response_tokens=48",
         ],
