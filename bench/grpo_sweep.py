@@ -94,8 +94,10 @@ def summarize(run_dir: Path) -> dict:
             return math.nan, math.nan
         return sum(vals[:k]) / len(vals[:k]), sum(vals[-k:]) / len(vals[-k:])
 
-    start = ev.get("after_sft", ev.get("before", {}))
-    start_t1 = ev.get("after_sft_t1", ev.get("before_t1", {}))
+    # the start's evaluation; metrics.jsonl's step 0 for runs resumed before eval.json kept it
+    step0 = next((x for x in m if x.get("step") == 0 and "eval/accuracy" in x), {})
+    start = ev.get("after_sft", ev.get("before", {"accuracy": step0.get("eval_sft/accuracy", step0.get("eval/accuracy", math.nan))}))
+    start_t1 = ev.get("after_sft_t1", ev.get("before_t1", {"accuracy": step0.get("eval_sft_t1/accuracy", step0.get("eval_t1/accuracy", math.nan))}))
     gaps = [x["policy/logp_gap_engine"] for x in steps if "policy/logp_gap_engine" in x]
     return {
         "run": run_dir.name,

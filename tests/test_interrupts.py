@@ -24,7 +24,14 @@ def _interrupt(argv: list[str], ready: str, tmp_path: Path, delay: float = 0.0, 
     log = tmp_path / "out.log"
     with open(log, "w") as f:
         p = subprocess.Popen(
-            [sys.executable, "-m", "tirl", *argv], stdout=f, stderr=subprocess.STDOUT, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}
+            [sys.executable, "-m", "tirl", *argv],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            # a test suite started in the background (`make test &`) passes SIGINT on ignored, and a
+            # Python started with SIGINT ignored never raises KeyboardInterrupt: restore the default
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     deadline = time.time() + 120
     while ready not in log.read_text() and p.poll() is None and time.time() < deadline:

@@ -162,3 +162,15 @@ def test_final_model_is_replaced_whole(tiny, tmp_path):
         assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "final_model"]
         assert (out / "config.json").exists() and (out / "model.safetensors").exists()
     assert resolve_eval_model(str(tmp_path)) == str(out)
+
+
+def test_a_resumed_run_keeps_the_evaluations_of_its_first_part(tmp_path):
+    evals = ["task.n_eval=2", "train.eval_samples=1"]
+    res = CliRunner().invoke(app, ["train", "grpo", *TINY, *evals, f"run.out_dir={tmp_path}", "run.name=r", "train.steps=1"])
+    assert res.exit_code == 0, res.output
+    first = json.loads((tmp_path / "r" / "eval.json").read_text())
+    assert set(first) == {"before", "after"}
+    res = CliRunner().invoke(app, ["train", f"--resume={tmp_path / 'r'}", "train.steps=2"])
+    assert res.exit_code == 0, res.output
+    both = json.loads((tmp_path / "r" / "eval.json").read_text())
+    assert set(both) == {"before", "after"} and both["before"] == first["before"]  # the untrained model's evaluation is not lost

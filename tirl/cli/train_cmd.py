@@ -206,7 +206,13 @@ def _train(trainer, cfg, resume, no_eval, applied) -> None:
         if sampled:
             Console().print(_report_table(f"held-out {cfg.task.name}, sampled ({cfg.task.n_eval} tasks x {t.eval_sampled}, T=1)", sampled))
         saved = {k: r.to_dict() for k, r in reports.items()} | {f"{k}_t1": r.to_dict() for k, r in sampled.items()}
-        (cfg.run_dir / "eval.json").write_text(json.dumps(saved, indent=2))
+        path = cfg.run_dir / "eval.json"
+        if resume is not None and path.exists():  # a resumed run keeps the evaluations its first part made (before, after SFT)
+            try:
+                saved = {k: v for k, v in json.loads(path.read_text()).items() if k not in saved} | saved
+            except (OSError, ValueError, AttributeError):
+                pass  # a torn file: what this part measured is still written
+        path.write_text(json.dumps(saved, indent=2))
     if results.get("plot"):
         console.print(f"plots: {results['plot']}")
     if cfg.log.report.write:
