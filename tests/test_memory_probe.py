@@ -42,3 +42,14 @@ def test_engine_memory_reports_its_weights_kv_cache_and_prefix_store(tiny, bf16)
     eng.sync_weights()  # new weights: every stored prefix is stale and dropped
     after = eng.memory()
     assert after.prefix_store == 0 and after.prefix_store_peak == during.prefix_store
+
+
+def test_free_cache_drops_keys_and_values_and_generation_goes_on(tiny):
+    eng = HFEngine(tiny.model, tiny.tokenizer, HFEngineConfig(autocast_bf16=False))
+    prompt = list(tiny.tokenizer("Compute 12 + 30.", add_special_tokens=False)["input_ids"])
+    greedy = [GenerationRequest(prompt, SamplingParams(temperature=0.0, max_new_tokens=8))]
+    first = eng.generate(greedy)[0].token_ids
+    assert eng.memory().kv_cache > 0 and eng.memory().prefix_store > 0
+    eng.free_cache()
+    assert eng.memory().kv_cache == 0 and eng.memory().prefix_store == 0
+    assert eng.generate(greedy)[0].token_ids == first  # the cache is rebuilt; same tokens

@@ -146,6 +146,10 @@ class Engine(abc.ABC):
         """Bytes the engine holds beside the model; ``reset_peak`` starts a new peak window."""
         return EngineMemory()
 
+    def free_cache(self) -> None:
+        """Give back the memory of cached keys/values while the engine is idle (the trainer calls
+        it before an update, whose new weights make them stale anyway). Nothing by default."""
+
     def sync_weights(self) -> None:
         """Make the engine sample from the model's current weights. Nothing to do by default: a
         remote engine's weights are the server's, and an engine that runs the live model's own

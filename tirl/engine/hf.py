@@ -93,6 +93,16 @@ class HFEngine(Engine):
             store.peak_nbytes = store.nbytes
         return mem
 
+    def free_cache(self) -> None:
+        """Drop the prefix store and the slot KV cache (re-allocated, at the size the next
+        requests need, when they come). Refused while requests are in flight."""
+        if self.batcher is None:
+            return
+        if self.batcher.busy:
+            raise RuntimeError("free_cache while the engine is generating")
+        self.batcher.reset_cache()
+        self.batcher.kv = None
+
     def sync_weights(self) -> None:
         """Copy the model's current weights into the fast path (also done automatically when the
         parameters changed in place) and drop cached prefixes."""

@@ -31,7 +31,7 @@ from tirl.tasks.reference import is_reference
 from tirl.train import components as C
 from tirl.train.checkpoint import list_checkpoints
 from tirl.train.data import TaskStream
-from tirl.train.memory import PhasePeak
+from tirl.train.memory import PhasePeak, release_memory
 from tirl.train.parallel import DataParallel
 from tirl.train.plots import plot_metrics
 from tirl.train.policy import Policy, make_optimizer, make_scheduler
@@ -237,8 +237,13 @@ class RLTrainer:
             t1 = time.perf_counter()
             self.policy.model.train()
             norm = cfg.algo.norm_constant or float(cfg.rollout.max_response_tokens)
+            # the update's activations get the memory the rollout's keys/values held (stale after
+            # the update anyway), and the allocator hands freed pages back between phases
+            engine.free_cache()
+            release_memory()
             self.mem.start()
             stats = self._update(credit.rows, norm)
+            release_memory()
             if (peak := self.mem.peak_gb()) is not None:
                 metrics["mem/update_peak_gb"] = peak
             metrics.update(update_metrics(stats, torch.tensor(credit.values), time.perf_counter() - t1, behaviour_cap(cfg) is not None))
@@ -384,6 +389,7 @@ class RLTrainer:
             train.eval_sampled > 0); their scalars go into ``metrics`` under ``prefix/`` and
             ``prefix_t1/``."""
             say(f"evaluating ({tag}): {len(self.eval_tasks)} tasks x {cfg.eval_samples} samples")
+            release_memory()
             self.mem.start()
             r = self.evaluate(tag)
             if (peak := self.mem.peak_gb()) is not None:
@@ -404,10 +410,13 @@ class RLTrainer:
                     results["before"] = timed_eval("before", "eval", first)
                 if cfg.sft_first:
                     say(f"SFT warm-up on {self.cfg.sft.source} ({self.cfg.sft.n_examples} examples, {self.cfg.sft.epochs} epoch(s))")
+                    self.rt.engine.free_cache()  # SFT changes the weights: cached keys/values go stale
+                    release_memory()
                     self.mem.start()
                     results["sft"] = self.warmup_sft(on_sft_step)
                     if (peak := self.mem.peak_gb()) is not None:
                         first["mem/sft_peak_gb"] = peak
+                    release_memory()  # SFT's own optimiser state and activations
                     say(f"SFT done: final loss {results['sft'][-1].loss:.3f}")
                     if evaluate:
                         results["after_sft"] = timed_eval("after_sft", "eval_sft", first)
