@@ -68,7 +68,7 @@ class Sampler(threading.Thread):
 
 
 def measure(recipe: str, overrides: list[str], out: Path) -> dict:
-    cmd = [sys.executable, "-m", "tirl", "train", recipe, f"run.out_dir={out}", "run.name=mem", "--overwrite", *overrides]
+    cmd = [sys.executable, "-m", "tirl", "train", recipe, f"run.out_dir={out}", f"run.name={recipe}", "--overwrite", *overrides]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     sampler = Sampler(proc.pid)
@@ -81,7 +81,7 @@ def measure(recipe: str, overrides: list[str], out: Path) -> dict:
     sampler.join()
     if proc.returncode != 0:
         raise SystemExit(f"training failed ({proc.returncode}):\n" + "\n".join(tail))
-    run = out / "mem"
+    run = out / recipe
     steps = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     phases: dict[str, float] = {}
     for m in steps:
