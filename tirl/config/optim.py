@@ -30,7 +30,8 @@ class OptimConfig(Section):
     """Keep only each decoder layer's input during a pass that back-propagates and recompute the
     rest in the backward pass (``tirl.models.checkpointing``): a pass's activations shrink from
     about 2 MB to a few hundred kB per token for SmolLM2-135M, for one more forward pass per
-    update. Same gradients. Measured memory and time: docs/BENCHMARKS.md (bench/update_memory.py)."""
+    update. Same gradients. Measured memory: docs/BENCHMARKS.md, "Memory" (bench/update_memory.py);
+    its time cost is not measured yet, and an SFT stage with it ran far slower than expected there."""
     share_prefix: bool = True
     """Run the prompt a micro-batch's rows share once (a task's rows are batched together): the
     same log-probs and gradient as running it per row, at a fraction of the cost."""
